@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Module layout (see README "How it works"):
+//   CLib*          system-library shims for libnl-route-3, libnftnl, libmnl (module map + shim.h only)
+//   FlowctlCore    pure Swift: topology, intent, planner, diff, nft text; no C imports
+//   FlowctlLinux   the only importer of the C modules; values in, values out
+//   FlowctlTesting fakes of the two kernel edges
+//   FlowctlCLI     argument-parser commands (a library, so tests can parse them)
+//   flowctl        the executable, a few lines
+let package = Package(
+    name: "flowctl",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "flowctl", targets: ["flowctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibNLRoute", pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(
+            name: "CLibNftnl", pkgConfig: "libnftnl",
+            providers: [.apt(["libnftnl-dev"])]),
+        .systemLibrary(
+            name: "CLibMnl", pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]),
+        .target(name: "FlowctlCore"),
+        .target(
+            name: "FlowctlLinux",
+            dependencies: ["FlowctlCore", "CLibNLRoute", "CLibNftnl", "CLibMnl"]),
+        .target(name: "FlowctlTesting", dependencies: ["FlowctlCore"]),
+        .target(
+            name: "FlowctlCLI",
+            dependencies: [
+                "FlowctlCore", "FlowctlLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
+        // Test-only: runs one kernel edge at a time inside a namespace (see its main.swift).
+        .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux"]),
+        .testTarget(name: "FlowctlCoreTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
+    ]
+)

@@ -1,0 +1,107 @@
+/// The two kernel edges as protocols, so orchestration is testable with the
+/// fakes in FlowctlTesting. FlowctlLinux implements them with libnl-route-3
+/// and libnftnl/libmnl.
+
+/// An error the kernel (or a netlink library) returned.
+public struct KernelError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What was being done, in the user's terms ("add flowtable inet flowctl fastpath").
+    public var operation: String
+    public var errno: Int32
+    /// The system's text for errno.
+    public var reason: String
+    /// What to do about it, when known.
+    public var hint: String?
+
+    public init(operation: String, errno: Int32, reason: String, hint: String? = nil) {
+        self.operation = operation
+        self.errno = errno
+        self.reason = reason
+        self.hint = hint
+    }
+
+    public var description: String {
+        "\(operation): \(reason)" + (hint.map { " (\($0))" } ?? "")
+    }
+
+    // errno values the orchestration reacts to (Linux numbering).
+    public static let ENOENT: Int32 = 2
+    public static let EPERM: Int32 = 1
+    public static let EACCES: Int32 = 13
+    public static let EBUSY: Int32 = 16
+    public static let EEXIST: Int32 = 17
+    public static let EOPNOTSUPP: Int32 = 95
+    public static let ENOBUFS: Int32 = 105
+    /// The batch's generation id no longer matches: the ruleset changed under us.
+    public static let ERESTART: Int32 = 85
+
+    public var isPermission: Bool { errno == Self.EPERM || errno == Self.EACCES }
+}
+
+/// A failed batch: which step the kernel refused.
+public struct BatchError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var change: NftChange?
+    public var command: String?
+    public var error: KernelError
+
+    public init(change: NftChange?, command: String?, error: KernelError) {
+        self.change = change
+        self.command = command
+        self.error = error
+    }
+
+    public var description: String {
+        if let command { return "kernel refused `\(command)`: \(error.reason)" + (error.hint.map { " (\($0))" } ?? "") }
+        return error.description
+    }
+}
+
+/// Reads the host's links and routes.
+public protocol TopologySource: Sendable {
+    func snapshot() throws -> Topology
+}
+
+/// flowctl's view of nf_tables.
+public protocol RulesetBackend: Sendable {
+    /// The ruleset generation id (NFT_MSG_GETGEN).
+    func generation() throws -> UInt32
+    /// One table with its flowtables, sets, chains and rules; nil when absent.
+    func table(_ ref: TableRef) throws -> KernelTable?
+    /// Every base chain on a forward hook in the ip, ip6 and inet families.
+    func forwardChains() throws -> [ForwardChainInfo]
+    /// Sends the batch atomically; with a generation, the kernel refuses it
+    /// (ERESTART) if the ruleset changed since that generation.
+    func apply(_ batch: NftBatch, generation: UInt32?) throws
+}
+
+/// Conntrack figures for `status`.
+public struct ConntrackSummary: Hashable, Sendable, Codable {
+    /// Entries dumped through ctnetlink.
+    public var entries: Int
+    /// Entries with IPS_OFFLOAD (software or hardware).
+    public var offloaded: Int
+    /// Entries with IPS_HW_OFFLOAD.
+    public var hardwareOffloaded: Int
+    /// nf_conntrack_count and nf_conntrack_max (nil when unreadable).
+    public var count: Int?
+    public var max: Int?
+
+    public init(entries: Int, offloaded: Int, hardwareOffloaded: Int, count: Int?, max: Int?) {
+        self.entries = entries
+        self.offloaded = offloaded
+        self.hardwareOffloaded = hardwareOffloaded
+        self.count = count
+        self.max = max
+    }
+
+    /// count / max, when both are known.
+    public var fill: Double? {
+        guard let count, let max, max > 0 else { return nil }
+        return Double(count) / Double(max)
+    }
+
+    public static let warningFill = 0.8
+}
+
+public protocol ConntrackSource: Sendable {
+    func summary() throws -> ConntrackSummary
+}

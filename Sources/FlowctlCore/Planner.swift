@@ -1,0 +1,263 @@
+/// Intent + Topology -> the desired ruleset, with the reason for every
+/// device. Pure: no I/O, no root, deterministic output (sorted).
+
+public enum FlowctlNames {
+    public static let table = TableRef(family: .inet, name: "flowctl")
+    public static let tableComment = "managed by flowctl; do not edit"
+    public static let flowtable = "fastpath"
+    public static let interfaceSet = "offload_ifaces"
+    public static let forwardChain = "forward"
+    /// Runs after every other forward chain (firewalld, libvirt, docker and
+    /// iptables-nft use priorities around 0), so a flow is offloaded only
+    /// once everything else accepted it. `status` and `plan` warn about any
+    /// forward chain of another table at or above it.
+    public static let forwardPriority: Int32 = 2_000_000_000
+    public static let flowtablePriority: Int32 = 0
+}
+
+/// Why a device is in the flowtable.
+public enum DeviceReason: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// A port of an enabled bridge; `via` names the port when the device is
+    /// its real device underneath (a VLAN port's lower device).
+    case port(bridge: String, via: String?)
+    /// An uplink of an enabled bridge; `via` names the routed device it was
+    /// resolved from (a VLAN sub-interface, an uplink bridge) when different.
+    case uplink(bridge: String, via: String?, configured: Bool)
+
+    public var bridge: String {
+        switch self {
+        case .port(let bridge, _), .uplink(let bridge, _, _): bridge
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .port(let bridge, let via):
+            "port of \(bridge)" + (via.map { " (via \($0))" } ?? "")
+        case .uplink(let bridge, let via, let configured):
+            "uplink of \(bridge)" + (via.map { " (via \($0))" } ?? "")
+                + (configured ? " [--uplink]" : " [default route]")
+        }
+    }
+}
+
+public struct PlannedDevice: Hashable, Sendable, Codable {
+    public var name: String
+    public var kind: LinkKind
+    public var hwTCOffload: Bool?
+    public var reasons: [DeviceReason]
+}
+
+public struct PlannedBridge: Hashable, Sendable, Codable {
+    public var name: String
+    /// The bridge and its VLAN uppers: the L3 devices the forward rule matches.
+    public var interfaces: [String]
+    /// Real devices behind the bridge's ports.
+    public var ports: [String]
+    /// Real devices behind the uplinks.
+    public var uplinks: [String]
+    public var vlanFiltering: Bool?
+    public var intent: BridgeIntent
+}
+
+public struct OffloadDecision: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var hardware: Bool
+    public var reason: String
+    public var description: String { (hardware ? "hardware" : "software") + " (\(reason))" }
+}
+
+public struct Plan: Hashable, Sendable, Codable {
+    /// nil when no bridge is enabled: flowctl's table should not exist.
+    public var desired: DesiredRuleset?
+    public var bridges: [PlannedBridge]
+    public var devices: [PlannedDevice]
+    public var offload: OffloadDecision?
+    public var warnings: [String]
+}
+
+public enum PlanError: Error, Hashable, Sendable, CustomStringConvertible {
+    case bridgeNotFound(String)
+    case notABridge(String, LinkKind)
+    case uplinkNotFound(bridge: String, uplink: String)
+    case uplinkUnusable(bridge: String, uplink: String, why: String)
+    case hardwareOffloadUnsupported(devices: [String])
+    case invalidName(String)
+
+    public var description: String {
+        switch self {
+        case .bridgeNotFound(let name):
+            "no such device: \(name)"
+        case .notABridge(let name, let kind):
+            "\(name) is not a bridge (it is a \(kind) device)"
+        case .uplinkNotFound(let bridge, let uplink):
+            "uplink \(uplink) of \(bridge): no such device"
+        case .uplinkUnusable(let bridge, let uplink, let why):
+            "uplink \(uplink) of \(bridge) cannot be used: \(why)"
+        case .hardwareOffloadUnsupported(let devices):
+            "--hw-offload on: these devices lack hw-tc-offload: \(devices.joined(separator: ", "))"
+        case .invalidName(let name):
+            "invalid interface name \(name.debugDescription) (1 to 15 bytes, no '/', ':' or white space)"
+        }
+    }
+}
+
+public struct Planner: Sendable {
+    public init() {}
+
+    /// Linux interface names: 1...15 bytes, no '/', ':', NUL or white space.
+    public static func isValidInterfaceName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...15).contains(bytes.count), name != ".", name != ".." else { return false }
+        return !bytes.contains { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 0x20 || $0 == 0x7f }
+    }
+
+    public func plan(intent: Intent, topology: Topology) throws(PlanError) -> Plan {
+        guard !intent.isEmpty else {
+            return Plan(desired: nil, bridges: [], devices: [], offload: nil, warnings: [])
+        }
+        var reasons: [String: [DeviceReason]] = [:]
+        var bridges: [PlannedBridge] = []
+        var interfaces: Set<String> = []
+        var warnings: [String] = []
+
+        for name in intent.bridgeNames {
+            let options = intent.bridges[name]!
+            guard Self.isValidInterfaceName(name) else { throw .invalidName(name) }
+            guard let bridge = topology.link(named: name) else { throw .bridgeNotFound(name) }
+            guard bridge.kind == .bridge else { throw .notABridge(name, bridge.kind) }
+
+            // L3 devices of this bridge: itself and the VLAN uppers stacked on it.
+            let scope = [bridge] + vlanUppers(of: bridge, in: topology)
+            interfaces.formUnion(scope.map(\.name))
+
+            var ports: [String] = []
+            for port in topology.ports(of: bridge) {
+                for real in realDevices(of: port, in: topology) {
+                    ports.append(real.name)
+                    reasons[real.name, default: []].append(
+                        .port(bridge: name, via: real.index == port.index ? nil : port.name))
+                }
+            }
+            if ports.isEmpty {
+                warnings.append("\(name) has no ports yet: nothing to offload until a VM or container attaches")
+            }
+
+            var uplinks: [String] = []
+            let configured = !options.uplinks.isEmpty
+            let uplinkDevices: [Link]
+            if configured {
+                uplinkDevices = try options.uplinks.map { (uplink: String) throws(PlanError) -> Link in
+                    guard Self.isValidInterfaceName(uplink) else { throw .invalidName(uplink) }
+                    guard let link = topology.link(named: uplink) else {
+                        throw .uplinkNotFound(bridge: name, uplink: uplink)
+                    }
+                    if link.kind == .loopback {
+                        throw .uplinkUnusable(bridge: name, uplink: uplink, why: "it is the loopback device")
+                    }
+                    return link
+                }
+            } else {
+                uplinkDevices = defaultRouteDevices(in: topology)
+                if uplinkDevices.isEmpty {
+                    warnings.append("no default route and no --uplink for \(name): only traffic between enabled bridges is offloaded")
+                }
+            }
+            for uplink in uplinkDevices {
+                let scopeIndices = Set(scope.map(\.index))
+                // The host's own address on this very bridge: its ports are already listed.
+                if scopeIndices.contains(uplink.index) { continue }
+                let real = realDevices(of: uplink, in: topology)
+                if real.isEmpty {
+                    warnings.append("uplink \(uplink.name) of \(name) has no real device under it yet")
+                }
+                for device in real {
+                    uplinks.append(device.name)
+                    reasons[device.name, default: []].append(
+                        .uplink(bridge: name, via: device.index == uplink.index ? nil : uplink.name,
+                                configured: configured))
+                }
+            }
+            bridges.append(PlannedBridge(
+                name: name, interfaces: scope.map(\.name).sorted(), ports: Array(Set(ports)).sorted(),
+                uplinks: Array(Set(uplinks)).sorted(), vlanFiltering: bridge.vlanFiltering, intent: options))
+        }
+
+        let devices = reasons.keys.sorted().map { device -> PlannedDevice in
+            let link = topology.link(named: device)!
+            return PlannedDevice(name: device, kind: link.kind, hwTCOffload: link.hwTCOffload,
+                                 reasons: Array(Set(reasons[device]!)).sorted { $0.description < $1.description })
+        }
+        let offload = try decideOffload(intent: intent, devices: devices)
+
+        let desired = DesiredRuleset(
+            table: TableSpec(ref: FlowctlNames.table, comment: FlowctlNames.tableComment),
+            interfaceSet: InterfaceSetSpec(name: FlowctlNames.interfaceSet, elements: Array(interfaces)),
+            flowtable: FlowtableSpec(name: FlowctlNames.flowtable, priority: FlowctlNames.flowtablePriority,
+                                     devices: devices.map(\.name), counter: true,
+                                     hardwareOffload: offload.hardware),
+            chain: ChainSpec(name: FlowctlNames.forwardChain, hook: .forward,
+                             priority: FlowctlNames.forwardPriority),
+            rules: [OffloadRule.Direction.input, .output].flatMap { direction in
+                [L4Protocol.tcp, .udp].map {
+                    OffloadRule(chain: FlowctlNames.forwardChain, direction: direction, l4proto: $0,
+                                interfaceSet: FlowctlNames.interfaceSet, flowtable: FlowctlNames.flowtable)
+                }
+            })
+        return Plan(desired: desired, bridges: bridges, devices: devices, offload: offload, warnings: warnings)
+    }
+
+    /// VLAN devices stacked on `link`, recursively (802.1ad over 802.1Q too).
+    func vlanUppers(of link: Link, in topology: Topology) -> [Link] {
+        topology.uppers(of: link).filter { $0.kind == .vlan }.flatMap { [$0] + vlanUppers(of: $0, in: topology) }
+    }
+
+    /// The devices whose ingress a flowtable must hook to see `link`'s
+    /// traffic: a VLAN resolves to its lower device, a bridge to its ports,
+    /// everything else is itself. The kernel's forward-path walk
+    /// (dev_fill_forward_path) handles the VLAN and bridge layers above them.
+    func realDevices(of link: Link, in topology: Topology, seen: Set<Int32> = []) -> [Link] {
+        if seen.contains(link.index) { return [] }
+        let seen = seen.union([link.index])
+        switch link.kind {
+        case .vlan:
+            guard let lowerIndex = link.lowerIndex, let lower = topology.link(index: lowerIndex) else { return [] }
+            return realDevices(of: lower, in: topology, seen: seen)
+        case .bridge:
+            return topology.ports(of: link).flatMap { realDevices(of: $0, in: topology, seen: seen) }
+        case .loopback:
+            return []
+        default:
+            return [link]
+        }
+    }
+
+    /// Devices behind the default routes (IPv4 and IPv6, every table but local).
+    func defaultRouteDevices(in topology: Topology) -> [Link] {
+        var seen: Set<Int32> = []
+        var result: [Link] = []
+        for route in topology.routes where route.isDefault && route.table != Route.localTable {
+            for index in route.outputIndices where seen.insert(index).inserted {
+                if let link = topology.link(index: index) { result.append(link) }
+            }
+        }
+        return result
+    }
+
+    func decideOffload(intent: Intent, devices: [PlannedDevice]) throws(PlanError) -> OffloadDecision {
+        let modes = Set(intent.bridges.values.map(\.hwOffload))
+        let lacking = devices.filter { $0.hwTCOffload != true }.map(\.name)
+        if modes.contains(.on) {
+            if !lacking.isEmpty { throw .hardwareOffloadUnsupported(devices: lacking) }
+            if devices.isEmpty { return OffloadDecision(hardware: false, reason: "no devices yet") }
+            if modes.contains(.off) {
+                return OffloadDecision(hardware: false, reason: "--hw-offload off on another enabled bridge")
+            }
+            return OffloadDecision(hardware: true, reason: "--hw-offload on")
+        }
+        if modes.contains(.off) { return OffloadDecision(hardware: false, reason: "--hw-offload off") }
+        if devices.isEmpty { return OffloadDecision(hardware: false, reason: "no devices yet") }
+        if lacking.isEmpty { return OffloadDecision(hardware: true, reason: "every device has hw-tc-offload") }
+        let shown = lacking.prefix(3).joined(separator: ", ") + (lacking.count > 3 ? ", ..." : "")
+        return OffloadDecision(hardware: false, reason: "hw-tc-offload missing on \(shown)")
+    }
+}

@@ -1,0 +1,184 @@
+/// What rtnetlink says about the host, as plain values. Built by FlowctlLinux
+/// (libnl-route-3) or by tests; everything the planner needs and nothing more.
+
+/// The kind of a network device, from IFLA_INFO_KIND (nil kind means a
+/// physical NIC, or loopback).
+public enum LinkKind: Hashable, Sendable, Codable, CustomStringConvertible {
+    case physical
+    case loopback
+    case bridge
+    case vlan
+    case veth
+    /// tun/tap devices (IFLA_INFO_KIND "tun"): how most VMs attach.
+    case tun
+    case bond
+    case macvlan
+    case macvtap
+    case vxlan
+    case dummy
+    case other(String)
+
+    /// Maps the kernel's IFLA_INFO_KIND string (nil when absent).
+    public init(infoKind: String?, isLoopback: Bool = false) {
+        if isLoopback { self = .loopback; return }
+        switch infoKind {
+        case nil, "": self = .physical
+        case "bridge": self = .bridge
+        case "vlan": self = .vlan
+        case "veth": self = .veth
+        case "tun": self = .tun
+        case "bond": self = .bond
+        case "macvlan": self = .macvlan
+        case "macvtap": self = .macvtap
+        case "vxlan": self = .vxlan
+        case "dummy": self = .dummy
+        case let other?: self = .other(other)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .physical: "physical"
+        case .loopback: "loopback"
+        case .bridge: "bridge"
+        case .vlan: "vlan"
+        case .veth: "veth"
+        case .tun: "tun"
+        case .bond: "bond"
+        case .macvlan: "macvlan"
+        case .macvtap: "macvtap"
+        case .vxlan: "vxlan"
+        case .dummy: "dummy"
+        case .other(let kind): kind
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        self = raw == "physical" ? .physical : raw == "loopback" ? .loopback : LinkKind(infoKind: raw)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// One network device.
+public struct Link: Hashable, Sendable, Codable {
+    public var index: Int32
+    public var name: String
+    public var kind: LinkKind
+    /// IFLA_MASTER: the bridge (or bond) this device is enslaved to.
+    public var masterIndex: Int32?
+    /// IFLA_LINK for stacked devices (vlan, macvlan): the lower device.
+    public var lowerIndex: Int32?
+    /// 802.1Q id, for `kind == .vlan`.
+    public var vlanID: UInt16?
+    /// IFF_UP (administratively up).
+    public var isUp: Bool
+    /// IF_OPER_UP or IF_OPER_UNKNOWN with carrier.
+    public var isRunning: Bool
+    public var mtu: UInt32
+    /// ethtool "hw-tc-offload" is on; nil when it could not be read.
+    public var hwTCOffload: Bool?
+    /// For bridges: VLAN filtering enabled; nil when unknown or not a bridge.
+    public var vlanFiltering: Bool?
+
+    public init(
+        index: Int32, name: String, kind: LinkKind, masterIndex: Int32? = nil,
+        lowerIndex: Int32? = nil, vlanID: UInt16? = nil, isUp: Bool = true,
+        isRunning: Bool = true, mtu: UInt32 = 1500, hwTCOffload: Bool? = false,
+        vlanFiltering: Bool? = nil
+    ) {
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.masterIndex = masterIndex
+        self.lowerIndex = lowerIndex
+        self.vlanID = vlanID
+        self.isUp = isUp
+        self.isRunning = isRunning
+        self.mtu = mtu
+        self.hwTCOffload = hwTCOffload
+        self.vlanFiltering = vlanFiltering
+    }
+}
+
+public enum AddressFamily: String, Hashable, Sendable, Codable {
+    case ipv4, ipv6
+}
+
+/// One route, reduced to what uplink discovery needs.
+public struct Route: Hashable, Sendable, Codable {
+    public var family: AddressFamily
+    /// Destination prefix in text form ("0.0.0.0/0", "2001:2::/48").
+    public var destination: String
+    public var prefixLength: UInt8
+    /// Routing table id (254 = main, 255 = local).
+    public var table: UInt32
+    /// Output devices of all next hops (several for multipath).
+    public var outputIndices: [Int32]
+
+    public init(family: AddressFamily, destination: String, prefixLength: UInt8,
+                table: UInt32 = Route.mainTable, outputIndices: [Int32]) {
+        self.family = family
+        self.destination = destination
+        self.prefixLength = prefixLength
+        self.table = table
+        self.outputIndices = outputIndices
+    }
+
+    public static let mainTable: UInt32 = 254
+    public static let localTable: UInt32 = 255
+
+    public var isDefault: Bool { prefixLength == 0 }
+}
+
+/// A snapshot of the host's links and routes.
+public struct Topology: Hashable, Sendable, Codable {
+    public private(set) var links: [Link]
+    public var routes: [Route]
+    private var byIndex: [Int32: Int]
+    private var byName: [String: Int]
+
+    public init(links: [Link], routes: [Route] = []) {
+        self.links = links.sorted { $0.index < $1.index }
+        self.routes = routes
+        var byIndex: [Int32: Int] = [:]
+        var byName: [String: Int] = [:]
+        for (position, link) in self.links.enumerated() {
+            byIndex[link.index] = position
+            byName[link.name] = position
+        }
+        self.byIndex = byIndex
+        self.byName = byName
+    }
+
+    enum CodingKeys: String, CodingKey { case links, routes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(links: try container.decode([Link].self, forKey: .links),
+                  routes: try container.decode([Route].self, forKey: .routes))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(links, forKey: .links)
+        try container.encode(routes, forKey: .routes)
+    }
+
+    public func link(index: Int32) -> Link? { byIndex[index].map { links[$0] } }
+    public func link(named name: String) -> Link? { byName[name].map { links[$0] } }
+
+    /// Devices enslaved to `master` (bridge ports, bond slaves).
+    public func ports(of master: Link) -> [Link] {
+        links.filter { $0.masterIndex == master.index }
+    }
+
+    /// Stacked devices whose lower device is `lower` (VLAN uppers, macvlans).
+    public func uppers(of lower: Link) -> [Link] {
+        links.filter { $0.lowerIndex == lower.index && $0.index != lower.index }
+    }
+}

@@ -1,0 +1,2 @@
+import FlowctlCore
+enum KitConntrack { static func run(_ args: [String]) throws { fatalError("not yet") } }

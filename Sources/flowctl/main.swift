@@ -1,0 +1,2 @@
+import FlowctlCLI
+FlowctlCommand.main()

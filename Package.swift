@@ -16,7 +16,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,7 +37,6 @@ let package = Package(
             dependencies: [
                 "FlowctlCore", "FlowctlLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
         // Test-only: runs one kernel edge at a time inside a namespace (see its main.swift).

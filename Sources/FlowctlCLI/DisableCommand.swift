@@ -1,6 +1,46 @@
 import ArgumentParser
+import FlowctlCore
 
 struct DisableCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "disable", abstract: "TODO")
-    func run() throws { throw ValidationError("disable: not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "disable",
+        abstract: "Switch the fast path off for a bridge.",
+        discussion: """
+            Removes the bridge's devices from the flowtable (flows they carry return \
+            to the slow path); when no bridge is left enabled, removes flowctl's \
+            table altogether.
+            """)
+
+    @Argument(help: "The bridge to disable.")
+    var bridge: String
+
+    @OptionGroup var state: StateOptions
+
+    func validate() throws {
+        try validateInterfaceName(bridge, what: "bridge")
+    }
+
+    func run() throws {
+        try guarded {
+            let (intent, outcome) = try change(store: state.store) { intent in
+                guard intent.bridges.removeValue(forKey: bridge) != nil else {
+                    let enabled = intent.bridgeNames.isEmpty ? "none" : intent.bridgeNames.joined(separator: ", ")
+                    throw DisableError.notEnabled(bridge, enabled: enabled)
+                }
+            }
+            say("\(bridge): fast path off")
+            if intent.isEmpty { say("  no bridge left enabled: flowctl's table is gone") }
+            Report.changes(outcome)
+            outcome.warnings.forEach(warn)
+        }
+    }
+}
+
+enum DisableError: Error, CustomStringConvertible {
+    case notEnabled(String, enabled: String)
+    var description: String {
+        switch self {
+        case .notEnabled(let bridge, let enabled): "\(bridge) is not enabled (enabled: \(enabled))"
+        }
+    }
 }

@@ -1,6 +1,54 @@
 import ArgumentParser
+import FlowctlCore
+
+extension HWOffloadMode: ExpressibleByArgument {}
 
 struct EnableCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "enable", abstract: "TODO")
-    func run() throws { throw ValidationError("enable: not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "enable",
+        abstract: "Switch the fast path on for a bridge's VMs and containers.",
+        discussion: """
+            Puts the bridge's ports and the uplinks (the devices behind the default \
+            routes, or those named with --uplink) into flowctl's flowtable, resolved \
+            through VLANs and bridges to the real devices, and offloads established \
+            TCP and UDP flows entering or leaving the bridge. The choice is stored \
+            and re-applied by later runs.
+            """)
+
+    @Argument(help: "The bridge to enable, e.g. br0.")
+    var bridge: String
+
+    @Option(name: .customLong("uplink"), help: ArgumentHelp(
+        "An uplink device (repeatable). Default: the devices of the default routes.", valueName: "dev"))
+    var uplinks: [String] = []
+
+    @Option(name: .customLong("hw-offload"), help: "Hardware offload: auto, on or off.")
+    var hwOffload: HWOffloadMode = .auto
+
+    @OptionGroup var state: StateOptions
+
+    func validate() throws {
+        try validateInterfaceName(bridge, what: "bridge")
+        for uplink in uplinks {
+            try validateInterfaceName(uplink, what: "uplink")
+            if uplink == bridge { throw ValidationError("--uplink \(uplink) is the bridge itself") }
+        }
+        if Set(uplinks).count != uplinks.count { throw ValidationError("--uplink names a device twice") }
+    }
+
+    func run() throws {
+        try guarded {
+            let options = BridgeIntent(uplinks: uplinks, hwOffload: hwOffload)
+            var wasEnabled = false
+            let (_, outcome) = try change(store: state.store, required: [bridge]) { intent in
+                wasEnabled = intent.bridges[bridge] == options
+                intent.bridges[bridge] = options
+            }
+            say("\(bridge): fast path \(wasEnabled ? "already on" : "on")"
+                + (outcome.plan.offload.map { ", \($0)" } ?? ""))
+            Report.devices(outcome.plan, bridge: bridge)
+            Report.changes(outcome)
+            outcome.warnings.forEach(warn)
+        }
+    }
 }

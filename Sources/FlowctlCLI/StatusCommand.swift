@@ -1,6 +1,138 @@
+import Foundation
 import ArgumentParser
+import FlowctlCore
+
+/// What `status --json` prints.
+struct StatusReport: Codable {
+    struct Device: Codable {
+        var name: String
+        var kind: String
+        var reasons: [String]
+        /// Listed in the kernel's flowtable right now.
+        var inFlowtable: Bool
+    }
+    struct Bridge: Codable {
+        var name: String
+        var interfaces: [String]
+        var uplinks: [String]
+        var hwOffload: HWOffloadMode
+        var vlanFiltering: Bool?
+        var devices: [Device]
+    }
+    struct Conntrack: Codable {
+        var count: Int?
+        var max: Int?
+        var fill: Double?
+        var warning: String?
+    }
+    var enabled: [String]
+    var mode: String?
+    var modeReason: String?
+    var bridges: [Bridge]
+    /// Devices in the kernel's flowtable (after this run's reconcile).
+    var flowtableDevices: [String]
+    var offloadedFlows: Int?
+    var hardwareOffloadedFlows: Int?
+    /// Packets that went through flowctl's forward chain: first packets of
+    /// flows, and whatever the fast path handed back (FIN/RST, over MTU).
+    var slowPathPackets: UInt64?
+    var conntrack: Conntrack
+    var changesApplied: [String]
+    var warnings: [String]
+}
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "TODO")
-    func run() throws { throw ValidationError("status: not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show each enabled bridge's fast path, offloaded flows and conntrack use.",
+        discussion: "Also re-applies the stored intent (after a reboot, or if something moved).")
+
+    @OptionGroup var state: StateOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try guarded {
+            let edges = Runtime.makeEdges()
+            let store = state.store
+            let (intent, outcome) = try store.withLock { () throws -> (Intent, ReconcileOutcome) in
+                let intent = try store.load()
+                return (intent, try Reconciler(edges: edges).reconcile(intent: intent))
+            }
+            let table = try edges.backend.table(FlowctlNames.table)
+            let conntrack = try edges.conntrack.summary()
+            let report = makeReport(intent: intent, outcome: outcome, table: table, conntrack: conntrack)
+            if output.json { try printJSON(report) } else { printText(report) }
+        }
+    }
+
+    func makeReport(intent: Intent, outcome: ReconcileOutcome, table: KernelTable?, conntrack: ConntrackSummary)
+        -> StatusReport
+    {
+        let inKernel = Set(table?.flowtables.first { $0.name == FlowctlNames.flowtable }?.devices ?? [])
+        let bridges = outcome.plan.bridges.map { bridge in
+            StatusReport.Bridge(
+                name: bridge.name, interfaces: bridge.interfaces, uplinks: bridge.intent.uplinks,
+                hwOffload: bridge.intent.hwOffload, vlanFiltering: bridge.vlanFiltering,
+                devices: outcome.plan.devices.filter { $0.reasons.contains { $0.bridge == bridge.name } }.map {
+                    StatusReport.Device(name: $0.name, kind: $0.kind.description,
+                                        reasons: $0.reasons.filter { $0.bridge == bridge.name }.map(\.description),
+                                        inFlowtable: inKernel.contains($0.name))
+                })
+        }
+        var warnings = outcome.warnings
+        var conntrackWarning: String?
+        if let fill = conntrack.fill, fill >= ConntrackSummary.warningFill {
+            conntrackWarning = "conntrack table \(Int(fill * 100))% full (\(conntrack.count!)/\(conntrack.max!)): new flows will be dropped when it fills; raise net.netfilter.nf_conntrack_max"
+            warnings.append(conntrackWarning!)
+        }
+        let slowPath = table?.rules.compactMap(\.packets).reduce(0, +)
+        return StatusReport(
+            enabled: intent.bridgeNames,
+            mode: outcome.plan.offload.map { $0.hardware ? "hardware" : "software" },
+            modeReason: outcome.plan.offload?.reason,
+            bridges: bridges, flowtableDevices: inKernel.sorted(),
+            offloadedFlows: conntrack.offloaded, hardwareOffloadedFlows: conntrack.hardwareOffloaded,
+            slowPathPackets: slowPath,
+            conntrack: .init(count: conntrack.count, max: conntrack.max, fill: conntrack.fill,
+                             warning: conntrackWarning),
+            changesApplied: outcome.applied ? NftText.commands(outcome.batch) : [],
+            warnings: warnings)
+    }
+
+    func printText(_ report: StatusReport) {
+        if report.enabled.isEmpty {
+            say("no bridge enabled (flowctl enable BRIDGE)")
+        }
+        for bridge in report.bridges {
+            say("\(bridge.name): enabled, \(report.mode ?? "no") fast path"
+                + (report.modeReason.map { " (\($0))" } ?? ""))
+            say("  matches traffic entering or leaving: \(bridge.interfaces.joined(separator: ", "))"
+                + (bridge.vlanFiltering == true ? " (VLAN filtering on)" : ""))
+            if bridge.devices.isEmpty { say("  devices: none yet") }
+            let width = bridge.devices.map(\.name.count).max() ?? 0
+            for device in bridge.devices {
+                let name = device.name.padding(toLength: width, withPad: " ", startingAt: 0)
+                let kind = device.kind.padding(toLength: 8, withPad: " ", startingAt: 0)
+                say("    \(name)  \(kind) \(device.reasons.joined(separator: "; "))"
+                    + (device.inFlowtable ? "" : "  [NOT in the kernel's flowtable]"))
+            }
+        }
+        let missingBridges = Set(report.enabled).subtracting(report.bridges.map(\.name))
+        for name in missingBridges.sorted() { say("\(name): enabled, but not usable now (see warnings)") }
+        if !report.enabled.isEmpty {
+            say("flows offloaded now: \(report.offloadedFlows ?? 0)"
+                + ((report.hardwareOffloadedFlows ?? 0) > 0 ? " (\(report.hardwareOffloadedFlows!) in hardware)" : ""))
+            if let slow = report.slowPathPackets { say("packets through flowctl's forward chain: \(slow)") }
+        }
+        if let count = report.conntrack.count, let max = report.conntrack.max {
+            let percent = String(format: "%.1f", Double(count) * 100 / Double(Swift.max(max, 1)))
+            say("conntrack: \(count) / \(max) entries (\(percent)%)")
+        } else {
+            say("conntrack: count unavailable (nf_conntrack not loaded?)")
+        }
+        if !report.changesApplied.isEmpty {
+            say("re-applied \(report.changesApplied.count) change\(report.changesApplied.count == 1 ? "" : "s") to match the stored intent")
+        }
+        report.warnings.forEach(warn)
+    }
 }

@@ -71,6 +71,10 @@ public protocol RulesetBackend: Sendable {
     /// Sends the batch atomically; with a generation, the kernel refuses it
     /// (ERESTART) if the ruleset changed since that generation.
     func apply(_ batch: NftBatch, generation: UInt32?) throws
+    /// Dry run: the kernel checks every step of the batch and then aborts
+    /// it (a batch without BATCH_END, as `nft --check` does); nothing is
+    /// ever committed. Throws the first refusal like `apply`.
+    func validate(_ batch: NftBatch) throws
 }
 
 /// Conntrack figures for `status`.

@@ -111,7 +111,11 @@ public struct Planner: Sendable {
         return !bytes.contains { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 0x20 || $0 == 0x7f }
     }
 
-    public func plan(intent: Intent, topology: Topology) throws(PlanError) -> Plan {
+    /// Plans `intent` against `topology`. A bridge named in `required` must
+    /// exist and be usable (the one a command names); any other enabled
+    /// bridge that is missing or broken right now is left out with a
+    /// warning, so one vanished bridge never blocks the others.
+    public func plan(intent: Intent, topology: Topology, required: Set<String> = []) throws(PlanError) -> Plan {
         guard !intent.isEmpty else {
             return Plan(desired: nil, bridges: [], devices: [], offload: nil, warnings: [])
         }
@@ -121,65 +125,16 @@ public struct Planner: Sendable {
         var warnings: [String] = []
 
         for name in intent.bridgeNames {
-            let options = intent.bridges[name]!
-            guard Self.isValidInterfaceName(name) else { throw .invalidName(name) }
-            guard let bridge = topology.link(named: name) else { throw .bridgeNotFound(name) }
-            guard bridge.kind == .bridge else { throw .notABridge(name, bridge.kind) }
-
-            // L3 devices of this bridge: itself and the VLAN uppers stacked on it.
-            let scope = [bridge] + vlanUppers(of: bridge, in: topology)
-            interfaces.formUnion(scope.map(\.name))
-
-            var ports: [String] = []
-            for port in topology.ports(of: bridge) {
-                for real in realDevices(of: port, in: topology) {
-                    ports.append(real.name)
-                    reasons[real.name, default: []].append(
-                        .port(bridge: name, via: real.index == port.index ? nil : port.name))
-                }
+            do {
+                let planned = try planBridge(name, options: intent.bridges[name]!, topology: topology,
+                                             warnings: &warnings)
+                interfaces.formUnion(planned.bridge.interfaces)
+                for (device, reason) in planned.reasons { reasons[device, default: []].append(reason) }
+                bridges.append(planned.bridge)
+            } catch {
+                if required.contains(name) { throw error }
+                warnings.append("\(error); its fast path is left out until that is fixed")
             }
-            if ports.isEmpty {
-                warnings.append("\(name) has no ports yet: nothing to offload until a VM or container attaches")
-            }
-
-            var uplinks: [String] = []
-            let configured = !options.uplinks.isEmpty
-            let uplinkDevices: [Link]
-            if configured {
-                uplinkDevices = try options.uplinks.map { (uplink: String) throws(PlanError) -> Link in
-                    guard Self.isValidInterfaceName(uplink) else { throw .invalidName(uplink) }
-                    guard let link = topology.link(named: uplink) else {
-                        throw .uplinkNotFound(bridge: name, uplink: uplink)
-                    }
-                    if link.kind == .loopback {
-                        throw .uplinkUnusable(bridge: name, uplink: uplink, why: "it is the loopback device")
-                    }
-                    return link
-                }
-            } else {
-                uplinkDevices = defaultRouteDevices(in: topology)
-                if uplinkDevices.isEmpty {
-                    warnings.append("no default route and no --uplink for \(name): only traffic between enabled bridges is offloaded")
-                }
-            }
-            for uplink in uplinkDevices {
-                let scopeIndices = Set(scope.map(\.index))
-                // The host's own address on this very bridge: its ports are already listed.
-                if scopeIndices.contains(uplink.index) { continue }
-                let real = realDevices(of: uplink, in: topology)
-                if real.isEmpty {
-                    warnings.append("uplink \(uplink.name) of \(name) has no real device under it yet")
-                }
-                for device in real {
-                    uplinks.append(device.name)
-                    reasons[device.name, default: []].append(
-                        .uplink(bridge: name, via: device.index == uplink.index ? nil : uplink.name,
-                                configured: configured))
-                }
-            }
-            bridges.append(PlannedBridge(
-                name: name, interfaces: scope.map(\.name).sorted(), ports: Array(Set(ports)).sorted(),
-                uplinks: Array(Set(uplinks)).sorted(), vlanFiltering: bridge.vlanFiltering, intent: options))
         }
 
         let devices = reasons.keys.sorted().map { device -> PlannedDevice in
@@ -204,6 +159,67 @@ public struct Planner: Sendable {
                 }
             })
         return Plan(desired: desired, bridges: bridges, devices: devices, offload: offload, warnings: warnings)
+    }
+
+    private func planBridge(_ name: String, options: BridgeIntent, topology: Topology, warnings: inout [String])
+        throws(PlanError) -> (bridge: PlannedBridge, reasons: [(String, DeviceReason)])
+    {
+        guard Self.isValidInterfaceName(name) else { throw .invalidName(name) }
+        guard let bridge = topology.link(named: name) else { throw .bridgeNotFound(name) }
+        guard bridge.kind == .bridge else { throw .notABridge(name, bridge.kind) }
+        var reasons: [(String, DeviceReason)] = []
+
+        // L3 devices of this bridge: itself and the VLAN uppers stacked on it.
+        let scope = [bridge] + vlanUppers(of: bridge, in: topology)
+        let scopeIndices = Set(scope.map(\.index))
+
+        var ports: [String] = []
+        for port in topology.ports(of: bridge) {
+            for real in realDevices(of: port, in: topology) {
+                ports.append(real.name)
+                reasons.append((real.name, .port(bridge: name, via: real.index == port.index ? nil : port.name)))
+            }
+        }
+        if ports.isEmpty {
+            warnings.append("\(name) has no ports yet: nothing to offload until a VM or container attaches")
+        }
+
+        let configured = !options.uplinks.isEmpty
+        let uplinkDevices: [Link]
+        if configured {
+            uplinkDevices = try options.uplinks.map { (uplink: String) throws(PlanError) -> Link in
+                guard Self.isValidInterfaceName(uplink) else { throw .invalidName(uplink) }
+                guard let link = topology.link(named: uplink) else {
+                    throw .uplinkNotFound(bridge: name, uplink: uplink)
+                }
+                if link.kind == .loopback {
+                    throw .uplinkUnusable(bridge: name, uplink: uplink, why: "it is the loopback device")
+                }
+                return link
+            }
+        } else {
+            uplinkDevices = defaultRouteDevices(in: topology)
+            if uplinkDevices.isEmpty {
+                warnings.append("no default route and no --uplink for \(name): only traffic between enabled bridges is offloaded")
+            }
+        }
+        var uplinks: [String] = []
+        // The host's own address on this very bridge: its ports are already listed.
+        for uplink in uplinkDevices where !scopeIndices.contains(uplink.index) {
+            let real = realDevices(of: uplink, in: topology)
+            if real.isEmpty {
+                warnings.append("uplink \(uplink.name) of \(name) has no real device under it yet")
+            }
+            for device in real {
+                uplinks.append(device.name)
+                reasons.append((device.name, .uplink(bridge: name, via: device.index == uplink.index ? nil : uplink.name,
+                                                      configured: configured)))
+            }
+        }
+        let planned = PlannedBridge(
+            name: name, interfaces: scope.map(\.name).sorted(), ports: Array(Set(ports)).sorted(),
+            uplinks: Array(Set(uplinks)).sorted(), vlanFiltering: bridge.vlanFiltering, intent: options)
+        return (planned, reasons)
     }
 
     /// VLAN devices stacked on `link`, recursively (802.1ad over 802.1Q too).

@@ -1,0 +1,96 @@
+import ArgumentParser
+import FlowctlCore
+import FlowctlLinux
+import Foundation
+
+/// The kernel edges a command works with. Real ones by default; tests swap
+/// in the fakes from FlowctlTesting.
+public struct Edges: Sendable {
+    public var topology: any TopologySource
+    public var backend: any RulesetBackend
+    public var conntrack: any ConntrackSource
+
+    public init(topology: any TopologySource, backend: any RulesetBackend, conntrack: any ConntrackSource) {
+        self.topology = topology
+        self.backend = backend
+        self.conntrack = conntrack
+    }
+
+    public static func linux() -> Edges {
+        Edges(topology: RtnetlinkTopologySource(), backend: NftablesBackend(), conntrack: ConntrackReader())
+    }
+}
+
+/// Process-wide hooks for tests: where output goes and which edges to use.
+/// The CLI is single-threaded; tests that change these run serially.
+public enum Runtime {
+    nonisolated(unsafe) public static var makeEdges: () -> Edges = Edges.linux
+    nonisolated(unsafe) public static var standardOutput: (String) -> Void = { text in
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+    nonisolated(unsafe) public static var standardError: (String) -> Void = { text in
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+func say(_ line: String = "") { Runtime.standardOutput(line + "\n") }
+func warn(_ line: String) { Runtime.standardError("warning: " + line + "\n") }
+
+/// Runs a command body: any error becomes one line on stderr and exit 1.
+/// Nothing is applied before the last step of a command, so the host is as
+/// it was.
+func guarded(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        Runtime.standardError("flowctl: error: \(oneLine(error))\n")
+        throw ExitCode.failure
+    }
+}
+
+func oneLine(_ error: any Error) -> String {
+    var text = (error as? CustomStringConvertible)?.description ?? "\(error)"
+    if let kernel = error as? KernelError, kernel.isPermission, kernel.hint == nil {
+        text += " (flowctl needs root or CAP_NET_ADMIN)"
+    }
+    if let batch = error as? BatchError, batch.error.isPermission, batch.error.hint == nil {
+        text += " (flowctl needs root or CAP_NET_ADMIN)"
+    }
+    return text.split(separator: "\n").joined(separator: "; ")
+}
+
+/// Options every command that touches state takes.
+struct StateOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Where the intent is stored (also FLOWCTL_STATE_DIR).", valueName: "dir"))
+    var stateDir: String?
+
+    var store: IntentStore {
+        let directory = stateDir ?? ProcessInfo.processInfo.environment["FLOWCTL_STATE_DIR"]
+            ?? IntentStore.defaultDirectory
+        return IntentStore(directory: directory)
+    }
+
+    func validate() throws {
+        if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must not be empty") }
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print JSON for programs.")
+    var json = false
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    say(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func validateInterfaceName(_ name: String, what: String) throws {
+    guard Planner.isValidInterfaceName(name) else {
+        throw ValidationError("\(what) \(name.debugDescription) is not a valid interface name (1 to 15 bytes, no '/', ':' or white space)")
+    }
+}

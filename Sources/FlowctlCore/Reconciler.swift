@@ -1,0 +1,165 @@
+/// One reconcile pass: read both sides, plan, diff, send one batch. Used by
+/// every command (enable, disable, status, plan) and later by the daemon.
+
+public struct ReconcileOutcome: Sendable {
+    public var plan: Plan
+    /// The batch that was sent (or, for a dry run, would be). Empty when the
+    /// kernel already matched.
+    public var batch: NftBatch
+    public var applied: Bool
+    /// The table as the kernel had it before this pass.
+    public var kernelBefore: KernelTable?
+    /// Forward chains of other tables that run at or after flowctl's.
+    public var laterForwardChains: [ForwardChainInfo]
+    public var attempts: Int
+
+    /// Warnings for the operator: the planner's and the chain-order check's.
+    public var warnings: [String] {
+        plan.warnings + laterForwardChains.map {
+            "forward chain \($0.chain) of table \($0.table) runs at priority \($0.priority), not before flowctl's (\(FlowctlNames.forwardPriority)): flows it would drop after their first packets may be offloaded first"
+        }
+    }
+}
+
+public enum ReconcileError: Error, CustomStringConvertible {
+    case plan(PlanError)
+    case diff(DiffError)
+    /// The kernel kept changing under us (generation mismatch or a device
+    /// vanished) through every attempt.
+    case unstable(attempts: Int, last: BatchError)
+    case flowtablesUnsupported(BatchError)
+
+    public var description: String {
+        switch self {
+        case .plan(let error): "\(error)"
+        case .diff(let error): "\(error)"
+        case .unstable(let attempts, let last):
+            "the host kept changing during \(attempts) attempts; last: \(last)"
+        case .flowtablesUnsupported:
+            "this kernel has no nftables flowtable support (needs CONFIG_NF_FLOW_TABLE and CONFIG_NF_FLOW_TABLE_INET, Linux 4.16+; `flowctl doctor` lists what is missing); nothing was changed"
+        }
+    }
+}
+
+public struct Reconciler: Sendable {
+    public let topology: any TopologySource
+    public let backend: any RulesetBackend
+    public let planner = Planner()
+    public let differ = Differ()
+    public var maxAttempts = 3
+
+    public init(topology: any TopologySource, backend: any RulesetBackend) {
+        self.topology = topology
+        self.backend = backend
+    }
+
+    /// Brings the kernel to `intent`. `required` names bridges that must be
+    /// usable (see Planner). With `dryRun`, computes the batch and sends nothing.
+    public func reconcile(intent: Intent, required: Set<String> = [], dryRun: Bool = false) throws
+        -> ReconcileOutcome
+    {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let generation = try backend.generation()
+            let snapshot = try topology.snapshot()
+            let plan: Plan
+            do { plan = try planner.plan(intent: intent, topology: snapshot, required: required) } catch {
+                throw ReconcileError.plan(error)
+            }
+            let kernel = try backend.table(FlowctlNames.table)
+            let batch: NftBatch
+            do { batch = try differ.diff(kernel: kernel, desired: plan.desired) } catch {
+                throw ReconcileError.diff(error)
+            }
+            let later = plan.desired == nil ? [] : try backend.forwardChains().filter {
+                $0.table != FlowctlNames.table && $0.priority >= FlowctlNames.forwardPriority
+            }
+            var outcome = ReconcileOutcome(plan: plan, batch: batch, applied: false, kernelBefore: kernel,
+                                           laterForwardChains: later, attempts: attempt)
+            if batch.isEmpty || dryRun { return outcome }
+            do {
+                try backend.apply(batch, generation: generation)
+                outcome.applied = true
+                return outcome
+            } catch let error as BatchError {
+                if isFlowtableSupportMissing(error) { throw ReconcileError.flowtablesUnsupported(error) }
+                // The ruleset moved (ERESTART) or a device went away between
+                // the dump and the batch (ENOENT): read both sides again.
+                let retriable = error.error.errno == KernelError.ERESTART || error.error.errno == KernelError.ENOENT
+                guard retriable else { throw error }
+                if attempt >= maxAttempts { throw ReconcileError.unstable(attempts: attempt, last: error) }
+            }
+        }
+    }
+
+    /// ENOENT on creating the flowtable means a missing device or a kernel
+    /// without flowtables; a dry run of a device-less flowtable tells which.
+    func isFlowtableSupportMissing(_ error: BatchError) -> Bool {
+        guard error.error.errno == KernelError.ENOENT, case .addFlowtable? = error.change else { return false }
+        return !FeatureProbe.flowtable.passes(on: backend)
+    }
+}
+
+/// A throwaway object a dry-run batch tries to create; nothing is committed.
+public struct FeatureProbe: Sendable {
+    public var name: String
+    /// Kernel options that provide the feature.
+    public var kernelOptions: [String]
+    public var batch: NftBatch
+
+    public static let probeTable = TableRef(family: .inet, name: "flowctl_probe")
+
+    static func table(flags: TableFlags = [], comment: String = "flowctl probe") -> NftChange {
+        .addTable(TableSpec(ref: probeTable, flags: flags, comment: comment))
+    }
+
+    static let probeFlowtable = FlowtableSpec(name: "ft", priority: 0, devices: [], counter: false)
+
+    public static let nfTables = FeatureProbe(
+        name: "nf_tables inet family", kernelOptions: ["CONFIG_NF_TABLES", "CONFIG_NF_TABLES_INET"],
+        batch: NftBatch(table: probeTable, changes: [table()]))
+    public static let tableComment = FeatureProbe(
+        name: "table comments (user data, Linux 5.13+)", kernelOptions: ["CONFIG_NF_TABLES"],
+        batch: NftBatch(table: probeTable, changes: [table()]))
+    public static let ownerFlag = FeatureProbe(
+        name: "table flag owner (Linux 5.12+)", kernelOptions: ["CONFIG_NF_TABLES"],
+        batch: NftBatch(table: probeTable, changes: [table(flags: .owner)]))
+    public static let persistFlag = FeatureProbe(
+        name: "table flag persist (Linux 6.9+)", kernelOptions: ["CONFIG_NF_TABLES"],
+        batch: NftBatch(table: probeTable, changes: [table(flags: [.owner, .persist])]))
+    public static let flowtable = FeatureProbe(
+        name: "flowtables", kernelOptions: ["CONFIG_NF_FLOW_TABLE", "CONFIG_NF_FLOW_TABLE_INET"],
+        batch: NftBatch(table: probeTable, changes: [table(), .addFlowtable(probeFlowtable)]))
+    public static let flowtableCounter = FeatureProbe(
+        name: "flowtable counters (Linux 5.7+)", kernelOptions: ["CONFIG_NF_FLOW_TABLE"],
+        batch: NftBatch(table: probeTable, changes: [
+            table(), .addFlowtable(FlowtableSpec(name: "ft", priority: 0, devices: [], counter: true)),
+        ]))
+    public static let flowOffload = FeatureProbe(
+        name: "flow offload expression (flow add @ft)", kernelOptions: ["CONFIG_NFT_FLOW_OFFLOAD"],
+        batch: NftBatch(table: probeTable, changes: [
+            table(),
+            .addSet(InterfaceSetSpec(name: "ifaces", elements: ["probe0"])),
+            .addFlowtable(probeFlowtable),
+            .addChain(ChainSpec(name: "forward", hook: .forward, priority: FlowctlNames.forwardPriority)),
+            .addRule(OffloadRule(chain: "forward", direction: .input, l4proto: .tcp, interfaceSet: "ifaces",
+                                 flowtable: "ft")),
+        ]))
+
+    public static let all: [FeatureProbe] = [
+        .nfTables, .tableComment, .ownerFlag, .persistFlag, .flowtable, .flowtableCounter, .flowOffload,
+    ]
+
+    /// Runs the dry run; the error, if the kernel refused it.
+    public func run(on backend: any RulesetBackend) -> (any Error)? {
+        do {
+            try backend.validate(batch)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    public func passes(on backend: any RulesetBackend) -> Bool { run(on: backend) == nil }
+}

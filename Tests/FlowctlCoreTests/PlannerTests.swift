@@ -1,0 +1,284 @@
+import FlowctlCore
+import XCTest
+
+final class PlannerTests: XCTestCase {
+    let planner = Planner()
+
+    func enable(_ bridges: String..., uplinks: [String] = [], hw: HWOffloadMode = .auto) -> Intent {
+        Intent(bridges: Dictionary(uniqueKeysWithValues: bridges.map {
+            ($0, BridgeIntent(uplinks: uplinks, hwOffload: hw))
+        }))
+    }
+
+    func reasons(_ plan: Plan, _ device: String) -> [String] {
+        plan.devices.first { $0.name == device }?.reasons.map(\.description) ?? []
+    }
+
+    func testPlainBridgeListsPortsAndUplinkNeverTheBridge() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br0", .bridge)
+        t.add("vnet0", .tun, master: "br0")
+        t.add("veth1", .veth, master: "br0")
+        t.defaultRoute(via: "eth0")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        let desired = try XCTUnwrap(plan.desired)
+        XCTAssertEqual(desired.flowtable.devices, ["eth0", "veth1", "vnet0"])
+        XCTAssertFalse(desired.flowtable.devices.contains("br0"))
+        XCTAssertEqual(desired.interfaceSet.elements, ["br0"])
+        XCTAssertEqual(reasons(plan, "vnet0"), ["port of br0"])
+        XCTAssertEqual(reasons(plan, "eth0"), ["uplink of br0 [default route]"])
+        XCTAssertFalse(desired.flowtable.hardwareOffload)
+        XCTAssertEqual(plan.offload?.hardware, false)
+        XCTAssertEqual(desired.chain.priority, FlowctlNames.forwardPriority)
+        XCTAssertEqual(desired.rules.map(\.id), [
+            "flowctl/v1 iifname tcp", "flowctl/v1 iifname udp", "flowctl/v1 oifname tcp", "flowctl/v1 oifname udp",
+        ])
+        XCTAssertEqual(plan.warnings, [])
+    }
+
+    func testVLANFilteringBridgeWithTaggedPortsAndVLANUpper() throws {
+        // br0 filters VLANs; VMs send tagged frames on their taps; the host
+        // routes for VLAN 10 on br0.10. The kernel walks bridge + VLAN itself,
+        // so only the taps go in the flowtable, and br0.10 joins the match set.
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br0", .bridge)
+        t.add("tap1", .tun, master: "br0")
+        t.add("tap2", .tun, master: "br0")
+        t.add("br0.10", .vlan, lower: "br0", vlan: 10)
+        t.add("br0.20", .vlan, lower: "br0", vlan: 20)
+        t.defaultRoute(via: "eth0")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        let desired = try XCTUnwrap(plan.desired)
+        XCTAssertEqual(desired.flowtable.devices, ["eth0", "tap1", "tap2"])
+        XCTAssertEqual(desired.interfaceSet.elements, ["br0", "br0.10", "br0.20"])
+        XCTAssertEqual(plan.bridges.first?.interfaces, ["br0", "br0.10", "br0.20"])
+    }
+
+    func testVLANPortOfBridgeResolvesToItsLowerDevice() throws {
+        var t = TopologyBuilder()
+        t.add("eth1", .physical)
+        t.add("br0", .bridge)
+        t.add("eth1.30", .vlan, master: "br0", lower: "eth1", vlan: 30)
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth1"])
+        XCTAssertEqual(reasons(plan, "eth1"), ["port of br0 (via eth1.30)"])
+    }
+
+    func testUplinkThatIsAVLANSubInterfaceResolvesToLowerDevice() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("eth0.20", .vlan, lower: "eth0", vlan: 20)
+        t.add("br0", .bridge)
+        t.add("vnet1", .veth, master: "br0")
+        t.defaultRoute(via: "eth0.20")
+        t.defaultRoute(.ipv6, via: "eth0.20")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet1"])
+        XCTAssertFalse(plan.desired!.flowtable.devices.contains("eth0.20"))
+        XCTAssertEqual(reasons(plan, "eth0"), ["uplink of br0 (via eth0.20) [default route]"])
+    }
+
+    func testQinQUplinkResolvesThroughBothTags() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("eth0.100", .vlan, lower: "eth0", vlan: 100)
+        t.add("eth0.100.5", .vlan, lower: "eth0.100", vlan: 5)
+        t.add("br0", .bridge)
+        t.add("vnet1", .veth, master: "br0")
+        t.defaultRoute(via: "eth0.100.5")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet1"])
+    }
+
+    func testBondUplinkIsListedNotItsSlaves() throws {
+        var t = TopologyBuilder()
+        t.add("bond0", .bond)
+        t.add("eth0", .physical, master: "bond0")
+        t.add("eth1", .physical, master: "bond0")
+        t.add("bond0.7", .vlan, lower: "bond0", vlan: 7)
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.defaultRoute(via: "bond0.7")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["bond0", "vnet1"])
+    }
+
+    func testUplinkBridgeResolvesToItsPorts() throws {
+        // A second, not enabled bridge carries the host's uplink (br-ext with eth0).
+        var t = TopologyBuilder()
+        t.add("br-ext", .bridge)
+        t.add("eth0", .physical, master: "br-ext")
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.defaultRoute(via: "br-ext")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet1"])
+        XCTAssertEqual(reasons(plan, "eth0"), ["uplink of br0 (via br-ext) [default route]"])
+        XCTAssertEqual(plan.desired?.interfaceSet.elements, ["br0"])
+    }
+
+    func testDefaultRouteThroughTheEnabledBridgeItselfAddsNothingTwice() throws {
+        var t = TopologyBuilder()
+        t.add("br0", .bridge)
+        t.add("eth0", .physical, master: "br0")
+        t.add("vnet1", .tun, master: "br0")
+        t.defaultRoute(via: "br0")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet1"])
+        XCTAssertEqual(reasons(plan, "eth0"), ["port of br0"])
+    }
+
+    func testTwoEnabledBridgesShareOneUplink() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br0", .bridge)
+        t.add("br1", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.add("vnet2", .tun, master: "br1")
+        t.defaultRoute(via: "eth0")
+        let plan = try planner.plan(intent: enable("br0", "br1"), topology: t.topology)
+        let desired = try XCTUnwrap(plan.desired)
+        // One flowtable: a device can be in only one flowtable of a table,
+        // and both ends of a flow must be in the same one.
+        XCTAssertEqual(desired.flowtable.devices, ["eth0", "vnet1", "vnet2"])
+        XCTAssertEqual(reasons(plan, "eth0"), ["uplink of br0 [default route]", "uplink of br1 [default route]"])
+        XCTAssertEqual(desired.interfaceSet.elements, ["br0", "br1"])
+        XCTAssertEqual(plan.bridges.map(\.name), ["br0", "br1"])
+    }
+
+    func testPortMovedBetweenBridgesFollowsItsBridge() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br0", .bridge)
+        t.add("br1", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.defaultRoute(via: "eth0")
+        let before = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(before.desired?.flowtable.devices, ["eth0", "vnet1"])
+        t.setMaster("vnet1", "br1")   // moved to a bridge that is not enabled
+        let after = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(after.desired?.flowtable.devices, ["eth0"])
+        let both = try planner.plan(intent: enable("br0", "br1"), topology: t.topology)
+        XCTAssertEqual(reasons(both, "vnet1"), ["port of br1"])
+    }
+
+    func testConfiguredUplinkOverridesDefaultRoutes() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("eth1", .physical)
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.defaultRoute(via: "eth0")
+        let plan = try planner.plan(intent: enable("br0", uplinks: ["eth1"]), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth1", "vnet1"])
+        XCTAssertEqual(reasons(plan, "eth1"), ["uplink of br0 [--uplink]"])
+    }
+
+    func testMultipathDefaultRouteListsEveryNextHop() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("eth1", .physical)
+        t.add("br0", .bridge)
+        t.defaultRoute(via: "eth0", "eth1")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "eth1"])
+        XCTAssertTrue(plan.warnings.contains { $0.contains("br0 has no ports yet") })
+    }
+
+    func testNoDefaultRouteWarns() throws {
+        var t = TopologyBuilder()
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["vnet1"])
+        XCTAssertTrue(plan.warnings.contains { $0.contains("no default route") })
+    }
+
+    func testEmptyIntentWantsNoTable() throws {
+        let plan = try planner.plan(intent: Intent(), topology: TopologyBuilder().topology)
+        XCTAssertNil(plan.desired)
+    }
+
+    // MARK: bad input
+
+    func testUnknownBridgeIsAnError() {
+        XCTAssertThrowsError(try planner.plan(intent: enable("br9"), topology: TopologyBuilder().topology,
+                                              required: ["br9"])) { error in
+            XCTAssertEqual(error as? PlanError, .bridgeNotFound("br9"))
+            XCTAssertEqual("\(error)", "no such device: br9")
+        }
+    }
+
+    func testNotABridgeIsAnError() {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        XCTAssertThrowsError(try planner.plan(intent: enable("eth0"), topology: t.topology, required: ["eth0"])) {
+            XCTAssertEqual("\($0)", "eth0 is not a bridge (it is a physical device)")
+        }
+    }
+
+    func testUnknownUplinkIsAnError() {
+        var t = TopologyBuilder()
+        t.add("br0", .bridge)
+        XCTAssertThrowsError(try planner.plan(intent: enable("br0", uplinks: ["eth7"]), topology: t.topology,
+                                              required: ["br0"])) {
+            XCTAssertEqual($0 as? PlanError, .uplinkNotFound(bridge: "br0", uplink: "eth7"))
+        }
+    }
+
+    func testMissingBridgeThatIsNotRequiredIsLeftOutWithAWarning() throws {
+        var t = TopologyBuilder()
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        let plan = try planner.plan(intent: enable("br0", "gone0"), topology: t.topology, required: ["br0"])
+        XCTAssertEqual(plan.bridges.map(\.name), ["br0"])
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["vnet1"])
+        XCTAssertTrue(plan.warnings.contains { $0.hasPrefix("no such device: gone0") })
+    }
+
+    // MARK: hardware offload
+
+    func testHardwareOffloadAutoNeedsEveryDevice() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical, hw: true)
+        t.add("eth1", .physical, hw: true)
+        t.add("br0", .bridge)
+        t.add("eth1.5", .vlan, master: "br0", lower: "eth1", vlan: 5)
+        t.defaultRoute(via: "eth0")
+        let all = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(all.desired?.flowtable.hardwareOffload, true)
+        XCTAssertEqual(all.offload?.description, "hardware (every device has hw-tc-offload)")
+        t.add("vnet1", .tun, master: "br0")
+        let mixed = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(mixed.desired?.flowtable.hardwareOffload, false)
+        XCTAssertEqual(mixed.offload?.reason, "hw-tc-offload missing on vnet1")
+        let off = try planner.plan(intent: enable("br0", hw: .off), topology: t.topology)
+        XCTAssertEqual(off.desired?.flowtable.hardwareOffload, false)
+    }
+
+    func testHardwareOffloadOnFailsNamingTheDevices() {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical, hw: true)
+        t.add("br0", .bridge)
+        t.add("vnet1", .tun, master: "br0")
+        t.add("vnet2", .tun, master: "br0", hw: nil)
+        t.defaultRoute(via: "eth0")
+        XCTAssertThrowsError(try planner.plan(intent: enable("br0", hw: .on), topology: t.topology)) {
+            XCTAssertEqual($0 as? PlanError, .hardwareOffloadUnsupported(devices: ["vnet1", "vnet2"]))
+        }
+    }
+
+    func testInterfaceNameValidation() {
+        XCTAssertTrue(Planner.isValidInterfaceName("br0"))
+        XCTAssertTrue(Planner.isValidInterfaceName("eth0.100"))
+        XCTAssertTrue(Planner.isValidInterfaceName("abcdefghijklmno"))
+        XCTAssertFalse(Planner.isValidInterfaceName("abcdefghijklmnop"))
+        XCTAssertFalse(Planner.isValidInterfaceName(""))
+        XCTAssertFalse(Planner.isValidInterfaceName("a/b"))
+        XCTAssertFalse(Planner.isValidInterfaceName("a:b"))
+        XCTAssertFalse(Planner.isValidInterfaceName("a b"))
+        XCTAssertFalse(Planner.isValidInterfaceName(".."))
+    }
+}

@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,10 +33,15 @@ let package = Package(
             name: "FlowctlLinux",
             dependencies: ["FlowctlCore", "CLibNLRoute", "CLibNftnl", "CLibMnl"]),
         .target(name: "FlowctlTesting", dependencies: ["FlowctlCore"]),
+        // Traffic generators (UDP, TCP bulk, TCP connect rate, request/response
+        // latency, pktgen driver); pure Swift over sockets, one process per namespace.
+        .target(
+            name: "FlowctlTraffic",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(
             name: "FlowctlCLI",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux",
+                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
@@ -45,6 +51,7 @@ let package = Package(
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlTrafficTests", dependencies: ["FlowctlTraffic"]),
         .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
     ]
 )

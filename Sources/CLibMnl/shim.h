@@ -1,6 +1,9 @@
 // Thin shim over libmnl. Only FlowctlLinux imports this module.
 #ifndef FLOWCTL_CLIBMNL_SHIM_H
 #define FLOWCTL_CLIBMNL_SHIM_H
+// glibc first: linux/libc-compat.h then skips the uapi duplicates of in.h.
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <linux/netfilter/nfnetlink.h>

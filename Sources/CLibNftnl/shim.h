@@ -1,9 +1,13 @@
 // Thin shim over libnftnl. Only FlowctlLinux imports this module.
 #ifndef FLOWCTL_CLIBNFTNL_SHIM_H
 #define FLOWCTL_CLIBNFTNL_SHIM_H
+// glibc first: linux/libc-compat.h then skips the uapi duplicates of in.h.
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <libnftnl/common.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/table.h>

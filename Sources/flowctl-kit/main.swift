@@ -8,6 +8,9 @@ let subcommands: [String: ([String]) throws -> Void] = [
     "topology": KitTopology.run,      // KitTopology.swift: print Topology JSON
     "nft-dump": KitNftables.dump,     // KitNftables.swift: print KernelTable JSON of one table
     "nft-apply": KitNftables.apply,   // KitNftables.swift: read NftBatch JSON on stdin, apply
+    "nft-generation": KitNftables.generation,
+    "nft-forward": KitNftables.forward,
+    "nft-debug": KitNftables.debug,
     "conntrack": KitConntrack.run,    // KitConntrack.swift: print ConntrackSummary JSON
 ]
 

@@ -1,0 +1,198 @@
+import CLibMnl
+import FlowctlCore
+import Glibc
+
+/// One reply message from a netfilter netlink socket, copied out of the
+/// receive buffer (internal: raw bytes never leave FlowctlLinux).
+struct NetlinkReply {
+    var type: UInt16
+    var flags: UInt16
+    var seq: UInt32
+    /// The whole message, header included.
+    var bytes: [UInt8]
+
+    static let headerLength = 16
+    static let NLMSG_ERROR: UInt16 = 2
+    static let NLMSG_DONE: UInt16 = 3
+    static let NLM_F_DUMP_INTR: UInt16 = 0x10
+    static let NLM_F_ACK_TLVS: UInt16 = 0x200
+    static let NLMSGERR_ATTR_MSG: UInt16 = 1
+
+    /// For NLMSG_ERROR: the (positive) errno, 0 for an ack.
+    var errorCode: Int32? {
+        guard type == Self.NLMSG_ERROR, bytes.count >= Self.headerLength + 4 else { return nil }
+        let raw = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Self.headerLength, as: Int32.self) }
+        return -raw
+    }
+
+    /// For NLMSG_ERROR: the sequence number of the message it answers.
+    var erroredSeq: UInt32? {
+        guard type == Self.NLMSG_ERROR, bytes.count >= Self.headerLength + 4 + 16 else { return nil }
+        return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Self.headerLength + 4 + 8, as: UInt32.self) }
+    }
+
+    /// The extended ack's text (NLMSGERR_ATTR_MSG), when the kernel sent one.
+    /// The socket sets NETLINK_CAP_ACK, so attributes follow struct nlmsgerr.
+    var extendedAckMessage: String? {
+        guard type == Self.NLMSG_ERROR, flags & Self.NLM_F_ACK_TLVS != 0 else { return nil }
+        var offset = Self.headerLength + 4 + 16
+        return bytes.withUnsafeBytes { raw -> String? in
+            while offset + 4 <= raw.count {
+                let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+                let type = raw.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
+                guard length >= 4, offset + length <= raw.count else { return nil }
+                if type == Self.NLMSGERR_ATTR_MSG {
+                    let text = raw[(offset + 4)..<(offset + length)].prefix { $0 != 0 }
+                    return String(decoding: text, as: UTF8.self)
+                }
+                offset += (length + 3) & ~3
+            }
+            return nil
+        }
+    }
+
+    /// Splits a datagram into messages.
+    static func split(_ buffer: UnsafeRawBufferPointer) -> [NetlinkReply] {
+        var replies: [NetlinkReply] = []
+        var offset = 0
+        while offset + headerLength <= buffer.count {
+            let length = Int(buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            guard length >= headerLength, offset + length <= buffer.count else { break }
+            replies.append(NetlinkReply(
+                type: buffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self),
+                flags: buffer.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self),
+                seq: buffer.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
+                bytes: Array(buffer[offset..<(offset + length)])))
+            offset += (length + 3) & ~3
+        }
+        return replies
+    }
+}
+
+func systemError(_ operation: String, _ code: Int32, hint: String? = nil) -> KernelError {
+    KernelError(operation: operation, errno: code, reason: String(cString: strerror(code)), hint: hint)
+}
+
+/// A NETLINK_NETFILTER socket through libmnl, used for one operation and
+/// closed. Every request carries a fresh sequence number; replies are
+/// matched on it and on our port id.
+final class NetfilterSocket {
+    private let nl: OpaquePointer
+    let portID: UInt32
+    private var nextSeq: UInt32
+    private var buffer: [UInt8]
+
+    init(operation: String) throws {
+        guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
+            throw systemError(operation + ": open netlink socket", errno)
+        }
+        guard mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let code = errno
+            mnl_socket_close(nl)
+            throw systemError(operation + ": bind netlink socket", code)
+        }
+        self.nl = nl
+        portID = mnl_socket_get_portid(nl)
+        nextSeq = UInt32(truncatingIfNeeded: time(nil))
+        buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var on: Int32 = 1
+        // Errors carry the kernel's text; acks do not echo the request.
+        _ = mnl_socket_setsockopt(nl, Int32(NETLINK_EXT_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(nl, Int32(NETLINK_CAP_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { mnl_socket_close(nl) }
+
+    var fd: Int32 { mnl_socket_get_fd(nl) }
+
+    func allocateSeq(_ count: Int = 1) -> UInt32 {
+        let first = nextSeq
+        nextSeq &+= UInt32(count)
+        return first
+    }
+
+    /// Room for at least `bytes` of replies (acks of a large batch).
+    func reserveReceiveBuffer(_ bytes: Int) {
+        var size = Int32(clamping: bytes)
+        // SO_RCVBUFFORCE needs CAP_NET_ADMIN, which every caller has anyway.
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    func send(_ bytes: UnsafeRawBufferPointer, operation: String) throws {
+        let sent = mnl_socket_sendto(nl, bytes.baseAddress, bytes.count)
+        guard sent == bytes.count else { throw systemError(operation, sent < 0 ? errno : EMSGSIZE) }
+    }
+
+    /// Sends several buffers as one datagram (a batch spanning pages).
+    func send(iovecs: inout [iovec], operation: String) throws {
+        var address = sockaddr_nl()
+        address.nl_family = sa_family_t(AF_NETLINK)
+        let total = iovecs.reduce(0) { $0 + $1.iov_len }
+        let sent = withUnsafeMutablePointer(to: &address) { addressPointer in
+            iovecs.withUnsafeMutableBufferPointer { vectors in
+                var message = msghdr()
+                message.msg_name = UnsafeMutableRawPointer(addressPointer)
+                message.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+                message.msg_iov = vectors.baseAddress
+                message.msg_iovlen = vectors.count
+                return sendmsg(fd, &message, 0)
+            }
+        }
+        guard sent == total else { throw systemError(operation, sent < 0 ? errno : EMSGSIZE) }
+    }
+
+    /// Waits up to `timeoutMs` (0: only what is already queued) and returns
+    /// the next datagram's messages addressed to us; nil when none came.
+    func receive(timeoutMs: Int32, operation: String) throws -> [NetlinkReply]? {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&poller, 1, timeoutMs)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw systemError(operation, errno)
+            }
+            if ready == 0 { return nil }
+            break
+        }
+        let count = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(nl, $0.baseAddress, $0.count) }
+        guard count >= 0 else {
+            throw systemError(operation, errno,
+                              hint: errno == ENOBUFS ? "netlink replies were lost; try again" : nil)
+        }
+        return buffer.withUnsafeBytes { NetlinkReply.split(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            .filter { $0.seq != 0 || $0.type == NetlinkReply.NLMSG_ERROR }
+    }
+
+    /// Sends one request and collects the replies up to NLMSG_DONE (for a
+    /// dump) or the single answer. Throws the kernel's error.
+    func request(_ message: UnsafeRawBufferPointer, seq: UInt32, dump: Bool, operation: String) throws
+        -> [NetlinkReply]
+    {
+        try send(message, operation: operation)
+        var collected: [NetlinkReply] = []
+        while true {
+            guard let replies = try receive(timeoutMs: 5000, operation: operation) else {
+                throw systemError(operation, ETIMEDOUT, hint: "the kernel did not answer within 5 s")
+            }
+            for reply in replies where reply.seq == seq {
+                if reply.flags & NetlinkReply.NLM_F_DUMP_INTR != 0 {
+                    throw systemError(operation, EINTR, hint: "the ruleset changed during the dump")
+                }
+                switch reply.type {
+                case NetlinkReply.NLMSG_DONE:
+                    return collected
+                case NetlinkReply.NLMSG_ERROR:
+                    let code = reply.errorCode ?? EPROTO
+                    if code == 0 { return collected }
+                    throw KernelError(operation: operation, errno: code, reason: String(cString: strerror(code)),
+                                      hint: reply.extendedAckMessage)
+                default:
+                    collected.append(reply)
+                    if !dump { return collected }
+                }
+            }
+        }
+    }
+}

@@ -118,7 +118,7 @@ public struct FeatureProbe: Sendable {
 
     public static let nfTables = FeatureProbe(
         name: "nf_tables inet family", kernelOptions: ["CONFIG_NF_TABLES", "CONFIG_NF_TABLES_INET"],
-        batch: NftBatch(table: probeTable, changes: [table()]))
+        batch: NftBatch(table: probeTable, changes: [table(comment: "")]))
     public static let tableComment = FeatureProbe(
         name: "table comments (user data, Linux 5.13+)", kernelOptions: ["CONFIG_NF_TABLES"],
         batch: NftBatch(table: probeTable, changes: [table()]))

@@ -1,0 +1,97 @@
+@testable import FlowctlLinux
+import FlowctlCore
+import XCTest
+
+/// The netlink messages flowctl builds, as libnftnl prints them. The rule's
+/// text is what `nft --debug=netlink add rule inet flowctl forward iifname
+/// @offload_ifaces meta l4proto tcp counter flow add @fastpath` prints
+/// (checked in the lab), so flowctl's rule means exactly that nft rule.
+final class NftMessageGoldenTests: XCTestCase {
+    let table = FlowctlNames.table
+
+    func testOffloadRuleMatchesNftExpressions() {
+        let rule = OffloadRule(chain: "forward", direction: .input, l4proto: .tcp, interfaceSet: "offload_ifaces",
+                               flowtable: "fastpath")
+        let text = NftablesBackend.debugText(for: .addRule(rule), in: table)
+        XCTAssertEqual(text, ["""
+            inet flowctl forward
+              [ meta load iifname => reg 1 ]
+              [ lookup reg 1 set offload_ifaces ]
+              [ meta load l4proto => reg 1 ]
+              [ cmp eq reg 1 0x00000006 ]
+              [ counter pkts 0 bytes 0 ]
+              [ flow_offload flowtable fastpath ]
+              userdata = { \\x00\\x17flowctl/v1 iifname tcp\\x00 }
+            """])
+    }
+
+    func testOutputUDPRuleUsesOifnameAndProtocol17() throws {
+        let rule = OffloadRule(chain: "forward", direction: .output, l4proto: .udp, interfaceSet: "s", flowtable: "f")
+        let text = try XCTUnwrap(NftablesBackend.debugText(for: .addRule(rule), in: table).first)
+        XCTAssertTrue(text.contains("[ meta load oifname => reg 1 ]"), text)
+        XCTAssertTrue(text.contains("[ cmp eq reg 1 0x00000011 ]"), text)
+        XCTAssertTrue(text.contains("[ flow_offload flowtable f ]"), text)
+    }
+
+    func testFlowtableCarriesDevicesCounterFlagAndIngressHook() throws {
+        let spec = FlowtableSpec(name: "fastpath", priority: 0, devices: ["vnet1", "up0"], counter: true)
+        let text = try XCTUnwrap(NftablesBackend.debugText(for: .addFlowtable(spec), in: table).first)
+        // flags 2 = NFT_FLOWTABLE_COUNTER; hook number 0 = NF_NETDEV_INGRESS.
+        XCTAssertEqual(text, "flow table flowctl fastpath use 0 size 0 flags 2 hook prerouting prio 0  dev {  up0  vnet1  } ")
+        let hardware = FlowtableSpec(name: "fastpath", devices: ["eth0"], counter: true, hardwareOffload: true)
+        let hwText = try XCTUnwrap(NftablesBackend.debugText(for: .addFlowtable(hardware), in: table).first)
+        XCTAssertTrue(hwText.contains("flags 3"), hwText)
+    }
+
+    func testSetWithElementsIsTwoMessagesWithPaddedIfnameKeys() {
+        let text = NftablesBackend.debugText(
+            for: .addSet(InterfaceSetSpec(name: "offload_ifaces", elements: ["br0"])), in: table)
+        XCTAssertEqual(text.count, 2)
+        // "br0" little-endian words, NUL padded to IFNAMSIZ.
+        XCTAssertTrue(text[1].contains("element 00307262 00000000 00000000 00000000"), text[1])
+        XCTAssertEqual(NftablesBackend.debugText(
+            for: .addSet(InterfaceSetSpec(name: "offload_ifaces", elements: [])), in: table).count, 1)
+    }
+
+    func testTableCarriesFlags() throws {
+        let spec = TableSpec(ref: table, flags: [.owner, .persist], comment: "c")
+        let text = try XCTUnwrap(NftablesBackend.debugText(for: .addTable(spec), in: table).first)
+        XCTAssertTrue(text.hasPrefix("table flowctl inet flags 6"), text)
+    }
+
+    func testUserDataCommentRoundTripAndForeignTLVs() {
+        let encoded = UserData.encodeComment("managed by flowctl; do not edit")
+        XCTAssertEqual(UserData.decodeComment(encoded), "managed by flowctl; do not edit")
+        // A comment after another attribute (nft's set byte order, say).
+        XCTAssertEqual(UserData.decodeComment([1, 4, 1, 0, 0, 0] + UserData.encodeComment("x")), "x")
+        XCTAssertNil(UserData.decodeComment([1, 4, 1, 0, 0, 0]))
+        XCTAssertNil(UserData.decodeComment([0, 9, 65]), "truncated TLV must not be read past its end")
+    }
+
+    func testIfnameKeys() {
+        XCTAssertEqual(ifnameKey("br0").count, 16)
+        XCTAssertEqual(ifname(fromKey: ifnameKey("br0.10")), "br0.10")
+        XCTAssertEqual(ifname(fromKey: ifnameKey("abcdefghijklmnopq")), "abcdefghijklmno", "15 bytes + NUL")
+    }
+
+    func testNetlinkReplySplittingAndErrors() {
+        // Two messages: an NLMSG_ERROR (errno 2, answering seq 7, with an
+        // extended-ack text) and NLMSG_DONE.
+        var error: [UInt8] = []
+        func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+        func u16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+        let text = Array("bad".utf8) + [0]
+        let tlv = u16(UInt16(4 + text.count)) + u16(1) + text
+        let body = u32(UInt32(bitPattern: -2)) + u32(16) + u16(0x10) + u16(0) + u32(7) + u32(0) + tlv
+        error = u32(UInt32(16 + body.count)) + u16(2) + u16(0x200) + u32(7) + u32(0) + body
+        while error.count % 4 != 0 { error.append(0) }
+        let done = u32(20) + u16(3) + u16(0) + u32(8) + u32(0) + u32(0)
+        let replies = (error + done).withUnsafeBytes { NetlinkReply.split($0) }
+        XCTAssertEqual(replies.count, 2)
+        XCTAssertEqual(replies[0].errorCode, 2)
+        XCTAssertEqual(replies[0].erroredSeq, 7)
+        XCTAssertEqual(replies[0].extendedAckMessage, "bad")
+        XCTAssertEqual(replies[1].type, NetlinkReply.NLMSG_DONE)
+        XCTAssertNil(replies[1].errorCode)
+    }
+}

@@ -17,6 +17,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,10 +42,21 @@ let package = Package(
         .target(
             name: "FlowctlTraffic",
             dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
+        // The long-running service: event loop over rtnetlink and nftables
+        // notifications, control socket, metrics.
+        .target(
+            name: "FlowctlDaemon",
+            dependencies: [
+                "FlowctlCore", "FlowctlLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .target(
             name: "FlowctlCLI",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic",
+                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic", "FlowctlDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
@@ -51,6 +66,7 @@ let package = Package(
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlTrafficTests", dependencies: ["FlowctlTraffic"]),
         .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
     ]

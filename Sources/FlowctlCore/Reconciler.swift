@@ -1,7 +1,7 @@
 /// One reconcile pass: read both sides, plan, diff, send one batch. Used by
 /// every command (enable, disable, status, plan) and later by the daemon.
 
-public struct ReconcileOutcome: Sendable {
+public struct ReconcileOutcome: Sendable, Codable {
     public var plan: Plan
     /// The batch that was sent (or, for a dry run, would be). Empty when the
     /// kernel already matched.

@@ -1,0 +1,73 @@
+/// What the daemon hears from the kernel, as values. FlowctlLinux turns
+/// rtnetlink and nftables notifications into these.
+
+/// A change of the host's links or routes (rtnetlink RTNLGRP_LINK,
+/// RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE).
+public enum TopologyEvent: Hashable, Sendable {
+    /// RTM_NEWLINK: a device appeared or changed (master, state, name...).
+    case link(Link)
+    /// RTM_DELLINK.
+    case linkRemoved(index: Int32, name: String)
+    /// RTM_NEWROUTE / RTM_DELROUTE: the uplinks may have moved.
+    case routesChanged
+    /// Notifications were lost (ENOBUFS) or could not be decoded: only a
+    /// full dump tells the truth now.
+    case lost(reason: String)
+}
+
+/// A commit to nf_tables by any process (NFT_MSG_NEWGEN on NFNLGRP_NFTABLES).
+public struct RulesetCommit: Hashable, Sendable {
+    /// The new ruleset generation.
+    public var generation: UInt32
+    /// The committing process (NFTA_GEN_PROC_PID).
+    public var pid: UInt32
+    /// Tables the transaction touched (from its object notifications).
+    public var tables: Set<TableRef>
+
+    public init(generation: UInt32, pid: UInt32, tables: Set<TableRef>) {
+        self.generation = generation
+        self.pid = pid
+        self.tables = tables
+    }
+}
+
+public enum RulesetEvent: Hashable, Sendable {
+    case commit(RulesetCommit)
+    /// Notifications were lost: re-read the kernel.
+    case lost(reason: String)
+}
+
+/// A source of topology events with a file descriptor to poll on.
+public protocol TopologyEventSource: AnyObject {
+    /// The descriptor that becomes readable when events are pending.
+    var pollDescriptor: Int32 { get }
+    /// Reads every pending event without blocking.
+    func drain() throws -> [TopologyEvent]
+}
+
+public protocol RulesetEventSource: AnyObject {
+    var pollDescriptor: Int32 { get }
+    func drain() throws -> [RulesetEvent]
+}
+
+extension Topology {
+    /// The topology after one link event (routes are re-read separately).
+    public mutating func apply(_ event: TopologyEvent) {
+        switch event {
+        case .link(let link):
+            var updated = links.filter { $0.index != link.index }
+            updated.append(link)
+            self = Topology(links: updated, routes: routes)
+        case .linkRemoved(let index, _):
+            // Routes through a removed device are gone with it.
+            let remaining = routes.compactMap { route -> Route? in
+                var route = route
+                route.outputIndices.removeAll { $0 == index }
+                return route.outputIndices.isEmpty ? nil : route
+            }
+            self = Topology(links: links.filter { $0.index != index }, routes: remaining)
+        case .routesChanged, .lost:
+            break
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// Stores a new intent and brings the kernel to it, all or nothing: the new
+/// intent is written to a temp file first (so a full disk fails before the
+/// kernel is touched), the kernel gets one atomic batch, and only then is
+/// the file renamed into place. If that rename fails, the kernel is brought
+/// back to the old intent. Used by the one-shot commands and the daemon.
+public enum IntentTransaction {
+    public static func run(
+        store: IntentStore, reconciler: Reconciler, required: Set<String> = [],
+        _ edit: (inout Intent) throws -> Void
+    ) throws -> (intent: Intent, outcome: ReconcileOutcome) {
+        try store.withLock {
+            let old = try store.load()
+            var new = old
+            try edit(&new)
+            let pending = try store.prepare(new)
+            let outcome: ReconcileOutcome
+            do {
+                outcome = try reconciler.reconcile(intent: new, required: required)
+            } catch {
+                pending.abort()
+                throw error
+            }
+            do {
+                try pending.commit()
+            } catch {
+                _ = try? reconciler.reconcile(intent: old)
+                throw error
+            }
+            return (new, outcome)
+        }
+    }
+}
+
+/// A topology source that answers with a value already known (the daemon's
+/// view, kept current by events).
+public struct FixedTopologySource: TopologySource {
+    public var topology: Topology
+    public init(_ topology: Topology) { self.topology = topology }
+    public func snapshot() throws -> Topology { topology }
+}

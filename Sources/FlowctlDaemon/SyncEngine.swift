@@ -1,0 +1,242 @@
+import FlowctlCore
+import Foundation
+import Logging
+import Metrics
+
+/// The daemon's state machine, without any I/O of its own: it is fed
+/// events, keeps the topology current from them, and reconciles once per
+/// burst. Runs on the daemon's loop thread only. Tested with the fakes.
+public final class SyncEngine {
+    public struct Statistics: Codable, Sendable, Hashable {
+        public var events = 0
+        public var batches = 0
+        public var resyncs = 0
+        public var errors = 0
+        public var lastError: String?
+    }
+
+    let topologySource: any TopologySource
+    let backend: any RulesetBackend
+    let store: IntentStore
+    let logger: Logger
+    let metrics: EngineMetrics
+    let ownPID: UInt32
+
+    public private(set) var intent: Intent
+    public private(set) var topology: Topology?
+    public private(set) var lastOutcome: ReconcileOutcome?
+    public private(set) var statistics = Statistics()
+
+    /// Something changed since the last reconcile.
+    private var pending = false
+    /// Why the next pass must start from full dumps (nil: events suffice).
+    private var resyncReason: String? = "start"
+    /// When the oldest unhandled event arrived (for the latency histogram).
+    private var pendingSince: ContinuousClock.Instant?
+    /// After a failure, no new attempt before this instant.
+    private var retryAfter: ContinuousClock.Instant?
+    private var failureStreak = 0
+
+    public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
+                logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid())) throws
+    {
+        self.topologySource = topologySource
+        self.backend = backend
+        self.store = store
+        self.logger = logger
+        self.metrics = metrics
+        self.ownPID = ownPID
+        intent = try store.load()
+    }
+
+    /// True when `step()` has work to do now.
+    public func hasWork(now: ContinuousClock.Instant = .now) -> Bool {
+        guard pending || resyncReason != nil else { return false }
+        if let retryAfter, now < retryAfter { return false }
+        return true
+    }
+
+    /// How long the loop may sleep before `step()` must run again.
+    public func sleepBudget(now: ContinuousClock.Instant = .now) -> Duration? {
+        guard pending || resyncReason != nil else { return nil }
+        guard let retryAfter else { return .zero }
+        return max(.zero, retryAfter - now)
+    }
+
+    // MARK: Input
+
+    public func receive(_ events: [TopologyEvent], at instant: ContinuousClock.Instant = .now) {
+        guard !events.isEmpty else { return }
+        statistics.events += events.count
+        for event in events {
+            switch event {
+            case .link:
+                metrics.events(kind: "link")
+                topology?.apply(event)
+            case .linkRemoved:
+                metrics.events(kind: "link")
+                topology?.apply(event)
+            case .routesChanged:
+                metrics.events(kind: "route")
+                // Routes are few and rarely change: read them (and the links) again.
+                requestResync("routes changed")
+            case .lost(let reason):
+                metrics.events(kind: "lost")
+                requestResync("rtnetlink events lost: \(reason)")
+            }
+        }
+        markPending(at: instant)
+    }
+
+    public func receive(_ events: [RulesetEvent], at instant: ContinuousClock.Instant = .now) {
+        for event in events {
+            switch event {
+            case .commit(let commit):
+                guard commit.pid != ownPID else { continue }
+                metrics.events(kind: "nftables")
+                statistics.events += 1
+                if commit.tables.contains(FlowctlNames.table) {
+                    logger.warning("table \(FlowctlNames.table) changed by another process; restoring it",
+                                   metadata: ["pid": "\(commit.pid)", "generation": "\(commit.generation)"])
+                }
+                // Any foreign commit may have touched flowctl's table or added a
+                // later forward chain: re-read the kernel side (cheap when equal).
+                markPending(at: instant)
+            case .lost(let reason):
+                metrics.events(kind: "lost")
+                requestResync("nftables notifications lost: \(reason)")
+                markPending(at: instant)
+            }
+        }
+    }
+
+    public func requestResync(_ reason: String) {
+        if resyncReason == nil { resyncReason = reason }
+    }
+
+    private func markPending(at instant: ContinuousClock.Instant) {
+        if !pending { pendingSince = instant }
+        pending = true
+    }
+
+    // MARK: Work
+
+    /// One reconcile pass if there is work; returns the outcome when a pass ran.
+    @discardableResult
+    public func step(now: ContinuousClock.Instant = .now) -> ReconcileOutcome? {
+        guard hasWork(now: now) else { return nil }
+        let started = ContinuousClock.now
+        let reason = resyncReason
+        do {
+            if reason != nil || topology == nil {
+                topology = try topologySource.snapshot()
+                statistics.resyncs += 1
+                metrics.resync(reason: reason ?? "start")
+                logger.info("full resync", metadata: ["reason": "\(reason ?? "start")"])
+            }
+            let outcome = try reconcile(intent: intent)
+            resyncReason = nil
+            pending = false
+            failureStreak = 0
+            retryAfter = nil
+            if let since = pendingSince, !outcome.batch.isEmpty {
+                metrics.latency(ContinuousClock.now - since)
+            }
+            pendingSince = nil
+            metrics.passDuration(ContinuousClock.now - started)
+            return outcome
+        } catch {
+            statistics.errors += 1
+            statistics.lastError = "\(error)"
+            metrics.error()
+            failureStreak += 1
+            // Back off 50 ms, 100 ms ... up to 5 s, and start over from dumps.
+            let delay = Duration.milliseconds(min(5000, 50 << min(failureStreak - 1, 7)))
+            retryAfter = ContinuousClock.now + delay
+            resyncReason = "previous pass failed"
+            logger.error("reconcile failed; full resync in \(delay)", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func reconcile(intent: Intent, required: Set<String> = []) throws -> ReconcileOutcome {
+        guard let topology else { throw KernelError(operation: "reconcile", errno: 0, reason: "no topology yet") }
+        let previous = lastOutcome?.plan
+        let reconciler = Reconciler(topology: FixedTopologySource(topology), backend: backend)
+        let outcome = try reconciler.reconcile(intent: intent, required: required)
+        record(outcome, previous: previous)
+        return outcome
+    }
+
+    private func record(_ outcome: ReconcileOutcome, previous: Plan?) {
+        if outcome.applied {
+            statistics.batches += 1
+            metrics.batch()
+            for line in ChangeLog.lines(for: outcome.batch, plan: outcome.plan, previous: previous) {
+                logger.notice("\(line)")
+            }
+        }
+        for warning in outcome.warnings where !(lastOutcome?.warnings.contains(warning) ?? false) {
+            logger.warning("\(warning)")
+        }
+        metrics.devices(outcome.plan.desired?.flowtable.devices.count ?? 0)
+        lastOutcome = outcome
+    }
+
+    /// enable/disable through the control socket: the same all-or-nothing
+    /// transaction as the one-shot commands, against the daemon's topology
+    /// (read fresh first, so a device created a moment ago is known).
+    public func change(required: Set<String>, _ edit: (inout Intent) throws -> Void) throws
+        -> (intent: Intent, outcome: ReconcileOutcome)
+    {
+        topology = try topologySource.snapshot()
+        let previous = lastOutcome?.plan
+        let reconciler = Reconciler(topology: FixedTopologySource(topology!), backend: backend)
+        let result = try IntentTransaction.run(store: store, reconciler: reconciler, required: required, edit)
+        intent = result.intent
+        record(result.outcome, previous: previous)
+        pending = false
+        resyncReason = nil
+        return result
+    }
+
+    /// Reloads the stored intent (SIGHUP, or the file changed by a one-shot run).
+    public func reloadIntent() throws {
+        let loaded = try store.load()
+        if loaded != intent {
+            intent = loaded
+            logger.info("intent reloaded", metadata: ["bridges": "\(loaded.bridgeNames)"])
+            markPending(at: .now)
+        }
+    }
+}
+
+/// The engine's metrics (swift-metrics; exported by the Prometheus backend).
+public struct EngineMetrics: Sendable {
+    public init() {}
+
+    let devicesGauge = Gauge(label: "flowctl_flowtable_devices")
+    let batches = Counter(label: "flowctl_batches_total")
+    let errors = Counter(label: "flowctl_errors_total")
+    let latencyTimer = Metrics.Timer(label: "flowctl_event_to_ack_seconds")
+    let passTimer = Metrics.Timer(label: "flowctl_reconcile_seconds")
+
+    func events(kind: String) { Counter(label: "flowctl_events_total", dimensions: [("source", kind)]).increment() }
+    func resync(reason: String) {
+        let kind = reason.hasPrefix("periodic") ? "periodic" : reason.contains("lost") ? "lost"
+            : reason == "start" ? "start" : reason.contains("failed") ? "failure" : "other"
+        Counter(label: "flowctl_resyncs_total", dimensions: [("reason", kind)]).increment()
+    }
+    func batch() { batches.increment() }
+    func error() { errors.increment() }
+    func devices(_ count: Int) { devicesGauge.record(count) }
+    func latency(_ duration: Duration) { latencyTimer.recordNanoseconds(duration.nanoseconds) }
+    func passDuration(_ duration: Duration) { passTimer.recordNanoseconds(duration.nanoseconds) }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -82,11 +82,12 @@ final class NetfilterSocket {
     private var nextSeq: UInt32
     private var buffer: [UInt8]
 
-    init(operation: String) throws {
+    /// `groups`: a bitmask of multicast groups to join (bit n-1 for group n).
+    init(operation: String, groups: UInt32 = 0) throws {
         guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
             throw systemError(operation + ": open netlink socket", errno)
         }
-        guard mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+        guard mnl_socket_bind(nl, groups, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
             let code = errno
             mnl_socket_close(nl)
             throw systemError(operation + ": bind netlink socket", code)
@@ -104,6 +105,17 @@ final class NetfilterSocket {
     deinit { mnl_socket_close(nl) }
 
     var fd: Int32 { mnl_socket_get_fd(nl) }
+
+    /// Receives one datagram without waiting; nil when nothing is queued.
+    /// ENOBUFS (notifications dropped) is thrown as a KernelError.
+    func receiveNow(operation: String) throws -> [NetlinkReply]? {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if count < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+            throw systemError(operation, errno)
+        }
+        return buffer.withUnsafeBytes { NetlinkReply.split(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
 
     func allocateSeq(_ count: Int = 1) -> UInt32 {
         let first = nextSeq

@@ -1,0 +1,155 @@
+import FlowctlCore
+import Foundation
+import Glibc
+
+/// The control protocol between `flowctl enable/disable/status` and a
+/// running `flowctl daemon`: one JSON object per line over a Unix stream
+/// socket, one request and one response per connection. Versioned: a
+/// daemon answers a request of another major version with an error.
+public enum ControlProtocol {
+    public static let version = 1
+    public static let defaultSocketPath = "/run/flowctl/control.sock"
+    /// Requests larger than this are refused.
+    public static let maxRequestBytes = 64 * 1024
+}
+
+public struct ControlRequest: Codable, Sendable, Hashable {
+    public enum Command: String, Codable, Sendable {
+        case enable, disable, status, resync
+    }
+    public var version: Int
+    public var command: Command
+    public var bridge: String?
+    public var uplinks: [String]?
+    public var hwOffload: HWOffloadMode?
+
+    public init(command: Command, bridge: String? = nil, uplinks: [String]? = nil, hwOffload: HWOffloadMode? = nil) {
+        version = ControlProtocol.version
+        self.command = command
+        self.bridge = bridge
+        self.uplinks = uplinks
+        self.hwOffload = hwOffload
+    }
+}
+
+public struct DaemonInfo: Codable, Sendable, Hashable {
+    public var pid: Int32
+    public var uptimeSeconds: Double
+    public var statistics: SyncEngine.Statistics
+}
+
+public struct ControlResponse: Codable, Sendable {
+    public var version: Int
+    public var ok: Bool
+    public var error: String?
+    public var intent: Intent?
+    public var outcome: ReconcileOutcome?
+    public var table: KernelTable?
+    public var conntrack: ConntrackSummary?
+    public var conntrackError: String?
+    /// Lines describing what this request changed.
+    public var changes: [String]?
+    public var daemon: DaemonInfo?
+
+    public init(ok: Bool, error: String? = nil) {
+        version = ControlProtocol.version
+        self.ok = ok
+        self.error = error
+    }
+}
+
+public enum ControlClientError: Error, CustomStringConvertible {
+    case refused(String)
+    case protocolError(String)
+    case daemon(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let why): "the flowctl daemon refused the connection: \(why)"
+        case .protocolError(let why): "unexpected answer from the flowctl daemon: \(why)"
+        case .daemon(let message): message
+        }
+    }
+}
+
+/// The CLI's side: nil when no daemon listens (the command runs one-shot).
+public enum ControlClient {
+    public static func send(_ request: ControlRequest, socketPath: String, timeoutSeconds: Int = 30) throws
+        -> ControlResponse?
+    {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard var address = unixAddress(socketPath) else { return nil }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if connected != 0 {
+            switch errno {
+            case ENOENT, ECONNREFUSED, ENOTDIR: return nil
+            case EACCES, EPERM: throw ControlClientError.refused("no permission on \(socketPath) (root or the daemon's control group)")
+            default: return nil
+            }
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var payload = try JSONEncoder().encode(request)
+        payload.append(UInt8(ascii: "\n"))
+        guard writeAll(fd, payload) else { throw ControlClientError.protocolError("write failed: \(String(cString: strerror(errno)))") }
+        shutdown(fd, Int32(SHUT_WR))
+        let answer = readAll(fd, limit: 64 << 20)
+        guard !answer.isEmpty else { throw ControlClientError.refused("connection closed without an answer") }
+        do {
+            let response = try JSONDecoder().decode(ControlResponse.self, from: answer)
+            if response.version != ControlProtocol.version {
+                throw ControlClientError.protocolError("protocol version \(response.version), expected \(ControlProtocol.version)")
+            }
+            return response
+        } catch let error as ControlClientError {
+            throw error
+        } catch {
+            throw ControlClientError.protocolError("\(error)")
+        }
+    }
+}
+
+func unixAddress(_ path: String) -> sockaddr_un? {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in bytes.enumerated() { raw[index] = byte }
+    }
+    return address
+}
+
+func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+    data.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+}
+
+func readAll(_ fd: Int32, limit: Int) -> Data {
+    var data = Data()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while data.count < limit {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        data.append(contentsOf: chunk[0..<count])
+        if data.last == UInt8(ascii: "\n") { break }
+    }
+    return data
+}

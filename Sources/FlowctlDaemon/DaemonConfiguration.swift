@@ -1,0 +1,113 @@
+import FlowctlCore
+import Foundation
+import TOMLKit
+
+/// `flowctl daemon --config FILE` (TOML; see Examples/flowctl.toml). Every
+/// key is optional; command-line options override the file.
+public struct DaemonConfiguration: Codable, Sendable, Hashable {
+    public var stateDir: String = IntentStore.defaultDirectory
+    public var controlSocket: String = ControlProtocol.defaultSocketPath
+    /// Members of this group may use the control socket besides root.
+    public var controlGroup: String?
+    /// HOST:PORT for Prometheus metrics; empty disables them.
+    public var metricsAddress: String = "127.0.0.1:9464"
+    /// Full resync (dump both sides, diff) at least this often, in seconds.
+    public var resyncInterval: Double = 300
+    /// Conntrack sampling for metrics and the 80% warning, in seconds.
+    public var conntrackInterval: Double = 10
+    /// Remove flowctl's table when the daemon stops (default: leave the fast path in place).
+    public var cleanupOnExit: Bool = false
+    /// trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+
+    enum CodingKeys: String, CodingKey {
+        case stateDir = "state_dir"
+        case controlSocket = "control_socket"
+        case controlGroup = "control_group"
+        case metricsAddress = "metrics_address"
+        case resyncInterval = "resync_interval"
+        case conntrackInterval = "conntrack_interval"
+        case cleanupOnExit = "cleanup_on_exit"
+        case logLevel = "log_level"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = DaemonConfiguration()
+        stateDir = try c.decodeIfPresent(String.self, forKey: .stateDir) ?? defaults.stateDir
+        controlSocket = try c.decodeIfPresent(String.self, forKey: .controlSocket) ?? defaults.controlSocket
+        controlGroup = try c.decodeIfPresent(String.self, forKey: .controlGroup)
+        metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? defaults.metricsAddress
+        resyncInterval = try Self.seconds(c, .resyncInterval) ?? defaults.resyncInterval
+        conntrackInterval = try Self.seconds(c, .conntrackInterval) ?? defaults.conntrackInterval
+        cleanupOnExit = try c.decodeIfPresent(Bool.self, forKey: .cleanupOnExit) ?? defaults.cleanupOnExit
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? defaults.logLevel
+    }
+
+    /// TOML keeps integers and floats apart; both are fine for seconds.
+    static func seconds(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
+        guard c.contains(key) else { return nil }
+        if let integer = try? c.decode(Int.self, forKey: key) { return Double(integer) }
+        return try c.decode(Double.self, forKey: key)
+    }
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case unreadable(path: String, reason: String)
+        case syntax(path: String, line: Int, column: Int, message: String)
+        case invalid(path: String, message: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let reason): "\(path): cannot read: \(reason)"
+            case .syntax(let path, let line, let column, let message): "\(path):\(line):\(column): \(message)"
+            case .invalid(let path, let message): "\(path): \(message)"
+            }
+        }
+    }
+
+    static let knownKeys = Set(["state_dir", "control_socket", "control_group", "metrics_address",
+                                "resync_interval", "conntrack_interval", "cleanup_on_exit", "log_level"])
+
+    public static func load(path: String) throws -> DaemonConfiguration {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw LoadError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws -> DaemonConfiguration {
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch let error as TOMLParseError {
+            throw LoadError.syntax(path: path, line: error.source.begin.line, column: error.source.begin.column,
+                                   message: error.description)
+        }
+        if let unknown = table.keys.first(where: { !knownKeys.contains($0) }) {
+            throw LoadError.invalid(path: path, message: "unknown key \"\(unknown)\" (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        let configuration: DaemonConfiguration
+        do { configuration = try TOMLDecoder().decode(DaemonConfiguration.self, from: table) } catch {
+            throw LoadError.invalid(path: path, message: describe(error))
+        }
+        if configuration.resyncInterval <= 0 || configuration.conntrackInterval <= 0 {
+            throw LoadError.invalid(path: path, message: "resync_interval and conntrack_interval must be positive seconds")
+        }
+        return configuration
+    }
+
+    static func describe(_ error: any Error) -> String {
+        guard let decoding = error as? DecodingError else { return "\(error)" }
+        switch decoding {
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type)"
+        case .keyNotFound(let key, _):
+            return "missing key \(key.stringValue)"
+        case .dataCorrupted(let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import FlowctlCore
+import Foundation
+import Glibc
+import Logging
+import Metrics
+
+/// The daemon's single event loop, on its own thread: poll() over the
+/// rtnetlink and nftables notification sockets, the control socket and a
+/// wake-up eventfd. Each wake-up drains every pending event first, then
+/// reconciles once, so a burst costs one batch and adds no timer delay.
+/// Nothing else touches the engine, so it needs no locks.
+public final class DaemonLoop: @unchecked Sendable {
+    let engine: SyncEngine
+    let topologyEvents: any TopologyEventSource
+    let rulesetEvents: any RulesetEventSource
+    let control: ControlServer?
+    let conntrack: any ConntrackSource
+    let backend: any RulesetBackend
+    let configuration: DaemonConfiguration
+    let logger: Logger
+    /// A self-pipe: `stop()` writes, the loop wakes.
+    let wake: Int32
+    let wakeWriter: Int32
+    let started = ContinuousClock.now
+
+    private var nextResync: ContinuousClock.Instant
+    private var nextConntrack: ContinuousClock.Instant = .now
+    private var conntrackWarned = false
+    private let conntrackCount = Gauge(label: "flowctl_conntrack_count")
+    private let conntrackMax = Gauge(label: "flowctl_conntrack_max")
+    private let offloadedFlows = Gauge(label: "flowctl_offloaded_flows")
+    private let hardwareFlows = Gauge(label: "flowctl_offloaded_flows_hardware")
+    private let conntrackWarning = Gauge(label: "flowctl_conntrack_fill_warning")
+
+    public init(engine: SyncEngine, topologyEvents: any TopologyEventSource, rulesetEvents: any RulesetEventSource,
+                control: ControlServer?, conntrack: any ConntrackSource, backend: any RulesetBackend,
+                configuration: DaemonConfiguration, logger: Logger)
+    {
+        self.engine = engine
+        self.topologyEvents = topologyEvents
+        self.rulesetEvents = rulesetEvents
+        self.control = control
+        self.conntrack = conntrack
+        self.backend = backend
+        self.configuration = configuration
+        self.logger = logger
+        var ends: [Int32] = [-1, -1]
+        _ = pipe(&ends)
+        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+        wake = ends[0]
+        wakeWriter = ends[1]
+        nextResync = .now + .seconds(configuration.resyncInterval)
+    }
+
+    deinit {
+        close(wake)
+        close(wakeWriter)
+    }
+
+    /// Asks the loop to return (from any thread).
+    public func stop() {
+        var one: UInt8 = 1
+        _ = write(wakeWriter, &one, 1)
+    }
+
+    /// Runs until `stop()`.
+    public func run() {
+        logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
+                                                 "control_socket": "\(control?.path ?? "none")"])
+        var descriptors = [
+            pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: topologyEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: rulesetEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        if let control { descriptors.append(pollfd(fd: control.pollDescriptor, events: Int16(POLLIN), revents: 0)) }
+        while true {
+            engine.step()
+            let now = ContinuousClock.now
+            var timeout = min(nextResync, nextConntrack) - now
+            if let budget = engine.sleepBudget(now: now) { timeout = min(timeout, budget) }
+            let milliseconds = Int32(clamping: max(0, timeout.nanoseconds / 1_000_000 + 1))
+            for index in descriptors.indices { descriptors[index].revents = 0 }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
+            if ready < 0 && errno != EINTR {
+                logger.critical("poll failed: \(String(cString: strerror(errno)))")
+                return
+            }
+            if descriptors[0].revents != 0 {
+                logger.info("daemon stopping")
+                return
+            }
+            let arrival = ContinuousClock.now
+            // Drain everything pending before reconciling: one batch per burst.
+            drainEvents(arrival: arrival)
+            if descriptors.count > 3, descriptors[3].revents != 0 {
+                engine.step()
+                control?.serve(handle)
+            }
+            let after = ContinuousClock.now
+            if after >= nextResync {
+                engine.requestResync("periodic")
+                nextResync = after + .seconds(configuration.resyncInterval)
+            }
+            if after >= nextConntrack {
+                sampleConntrack()
+                nextConntrack = after + .seconds(configuration.conntrackInterval)
+            }
+        }
+    }
+
+    func drainEvents(arrival: ContinuousClock.Instant) {
+        do {
+            engine.receive(try topologyEvents.drain(), at: arrival)
+        } catch {
+            engine.receive([TopologyEvent.lost(reason: "\(error)")], at: arrival)
+        }
+        do {
+            engine.receive(try rulesetEvents.drain(), at: arrival)
+        } catch {
+            engine.receive([RulesetEvent.lost(reason: "\(error)")], at: arrival)
+        }
+    }
+
+    func sampleConntrack() {
+        guard let summary = try? conntrack.summary() else { return }
+        offloadedFlows.record(summary.offloaded)
+        hardwareFlows.record(summary.hardwareOffloaded)
+        if let count = summary.count { conntrackCount.record(count) }
+        if let max = summary.max { conntrackMax.record(max) }
+        let high = (summary.fill ?? 0) >= ConntrackSummary.warningFill
+        conntrackWarning.record(high ? 1 : 0)
+        if high && !conntrackWarned {
+            logger.warning("conntrack table is \(Int((summary.fill ?? 0) * 100))% full (\(summary.count ?? 0) of \(summary.max ?? 0)); new flows will be dropped when it is full: raise net.netfilter.nf_conntrack_max")
+        }
+        conntrackWarned = high
+    }
+
+    // MARK: Control requests
+
+    func handle(_ request: ControlRequest) -> ControlResponse {
+        do {
+            switch request.command {
+            case .enable:
+                guard let bridge = request.bridge, Planner.isValidInterfaceName(bridge) else {
+                    return ControlResponse(ok: false, error: "enable: a valid bridge name is required")
+                }
+                let result = try engine.change(required: [bridge]) { intent in
+                    intent.bridges[bridge] = BridgeIntent(uplinks: request.uplinks ?? [],
+                                                          hwOffload: request.hwOffload ?? .auto)
+                }
+                return response(intent: result.intent, outcome: result.outcome, withStatus: false)
+            case .disable:
+                guard let bridge = request.bridge else {
+                    return ControlResponse(ok: false, error: "disable: a bridge name is required")
+                }
+                guard engine.intent.bridges[bridge] != nil else {
+                    return ControlResponse(ok: false, error: "\(bridge) is not enabled")
+                }
+                let result = try engine.change(required: []) { intent in intent.bridges[bridge] = nil }
+                return response(intent: result.intent, outcome: result.outcome, withStatus: false)
+            case .status:
+                return response(intent: engine.intent, outcome: engine.lastOutcome, withStatus: true)
+            case .resync:
+                engine.requestResync("requested over the control socket")
+                engine.step()
+                return response(intent: engine.intent, outcome: engine.lastOutcome, withStatus: false)
+            }
+        } catch {
+            return ControlResponse(ok: false, error: "\(error)")
+        }
+    }
+
+    func response(intent: Intent, outcome: ReconcileOutcome?, withStatus: Bool) -> ControlResponse {
+        var response = ControlResponse(ok: true)
+        response.intent = intent
+        response.outcome = outcome
+        if let outcome, outcome.applied, let plan = Optional(outcome.plan) {
+            response.changes = ChangeLog.lines(for: outcome.batch, plan: plan, previous: nil)
+        }
+        response.daemon = DaemonInfo(pid: getpid(), uptimeSeconds: Double((ContinuousClock.now - started).nanoseconds) / 1e9,
+                                     statistics: engine.statistics)
+        if withStatus {
+            response.table = try? backend.table(FlowctlNames.table)
+            do { response.conntrack = try conntrack.summary() } catch { response.conntrackError = "\(error)" }
+        }
+        return response
+    }
+}
+
+extension Duration {
+    static func seconds(_ value: Double) -> Duration { .nanoseconds(Int64(value * 1e9)) }
+}

@@ -1,0 +1,226 @@
+@testable import FlowctlDaemon
+import FlowctlCore
+import FlowctlTesting
+import Foundation
+import Logging
+import XCTest
+
+/// The daemon's state machine against the fakes: events in, smallest
+/// batches out, resyncs when events are lost or a pass fails.
+final class SyncEngineTests: XCTestCase {
+    var directory: String!
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "flowctl-engine-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func links(ports: Int) -> [Link] {
+        var links = [
+            Link(index: 1, name: "lo", kind: .loopback),
+            Link(index: 2, name: "eth0", kind: .physical),
+            Link(index: 3, name: "br0", kind: .bridge),
+        ]
+        for port in 0..<ports {
+            links.append(Link(index: Int32(10 + port), name: "vnet\(port)", kind: .tun, masterIndex: 3))
+        }
+        return links
+    }
+
+    func topology(ports: Int) -> Topology {
+        Topology(links: links(ports: ports), routes: [
+            Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2]),
+        ])
+    }
+
+    func makeEngine(ports: Int = 2, enabled: Bool = true) throws -> (SyncEngine, FakeTopologySource, FakeRulesetBackend) {
+        let store = IntentStore(directory: directory)
+        if enabled { try store.save(Intent(bridges: ["br0": BridgeIntent()])) }
+        let source = FakeTopologySource(topology(ports: ports))
+        let backend = FakeRulesetBackend()
+        let engine = try SyncEngine(topologySource: source, backend: backend, store: store,
+                                    logger: Logger(label: "test"), ownPID: 4242)
+        return (engine, source, backend)
+    }
+
+    func flowtableDevices(_ backend: FakeRulesetBackend) throws -> [String] {
+        try XCTUnwrap(backend.table(FlowctlNames.table)?.flowtables.first?.devices)
+    }
+
+    func testStartAppliesStoredIntentThenIdles() throws {
+        let (engine, _, backend) = try makeEngine()
+        XCTAssertTrue(engine.hasWork())
+        let outcome = try XCTUnwrap(engine.step())
+        XCTAssertTrue(outcome.applied)
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
+        XCTAssertFalse(engine.hasWork(), "nothing pending after the first pass")
+        XCTAssertNil(engine.step())
+        XCTAssertEqual(backend.appliedBatches.count, 1)
+    }
+
+    func testNewPortEventAddsOnlyThatDevice() throws {
+        let (engine, _, backend) = try makeEngine()
+        engine.step()
+        engine.receive([TopologyEvent.link(Link(index: 40, name: "vnet7", kind: .tun, masterIndex: 3))])
+        let outcome = try XCTUnwrap(engine.step())
+        XCTAssertEqual(outcome.batch.changes, [.addFlowtableDevices(flowtable: "fastpath", devices: ["vnet7"])])
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1", "vnet7"])
+        XCTAssertEqual(engine.statistics.resyncs, 1, "an event is applied to the cached topology, no dump")
+    }
+
+    func testBurstIsOneBatch() throws {
+        let (engine, _, backend) = try makeEngine(ports: 0)
+        engine.step()
+        let before = backend.appliedBatches.count
+        engine.receive((0..<50).map {
+            TopologyEvent.link(Link(index: Int32(100 + $0), name: "tap\($0)", kind: .tun, masterIndex: 3))
+        })
+        engine.step()
+        XCTAssertEqual(backend.appliedBatches.count, before + 1)
+        XCTAssertEqual(try flowtableDevices(backend).count, 51)
+    }
+
+    func testRemovedAndMovedPortsLeaveTheFlowtable() throws {
+        let (engine, _, backend) = try makeEngine()
+        engine.step()
+        engine.receive([
+            TopologyEvent.linkRemoved(index: 10, name: "vnet0"),
+            // vnet1 moves to another (not enabled) bridge.
+            .link(Link(index: 5, name: "br1", kind: .bridge)),
+            .link(Link(index: 11, name: "vnet1", kind: .tun, masterIndex: 5)),
+        ])
+        let outcome = try XCTUnwrap(engine.step())
+        XCTAssertEqual(outcome.batch.changes, [.deleteFlowtableDevices(flowtable: "fastpath", devices: ["vnet0", "vnet1"])])
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0"])
+    }
+
+    func testLostEventsForceAFullDump() throws {
+        let (engine, source, backend) = try makeEngine()
+        engine.step()
+        // The host changed while notifications were dropped.
+        source.topology = topology(ports: 3)
+        engine.receive([TopologyEvent.lost(reason: "ENOBUFS")])
+        engine.step()
+        XCTAssertEqual(engine.statistics.resyncs, 2)
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1", "vnet2"])
+    }
+
+    func testForeignCommitDeletingTheTableIsRepairedAndOwnCommitsIgnored() throws {
+        let (engine, _, backend) = try makeEngine()
+        engine.step()
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 9, pid: 4242, tables: [FlowctlNames.table]))])
+        XCTAssertFalse(engine.hasWork(), "our own commit needs no pass")
+        backend.removeTable(FlowctlNames.table)  // `nft flush ruleset`
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 10, pid: 777, tables: [FlowctlNames.table]))])
+        XCTAssertTrue(engine.hasWork())
+        let outcome = try XCTUnwrap(engine.step())
+        XCTAssertTrue(outcome.applied)
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
+    }
+
+    func testFailedPassBacksOffAndResyncs() throws {
+        let (engine, _, backend) = try makeEngine()
+        backend.supportsFlowtables = false
+        XCTAssertNil(engine.step())
+        XCTAssertEqual(engine.statistics.errors, 1)
+        XCTAssertFalse(engine.hasWork(), "backing off right after a failure")
+        let later = ContinuousClock.now + .seconds(6)
+        XCTAssertTrue(engine.hasWork(now: later))
+        backend.supportsFlowtables = true
+        XCTAssertNotNil(engine.step(now: later))
+        XCTAssertEqual(engine.statistics.resyncs, 2, "the retry starts from a full dump")
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
+    }
+
+    func testRestartAdoptsExistingTableWithoutAChange() throws {
+        let (first, source, backend) = try makeEngine()
+        first.step()
+        let batches = backend.appliedBatches.count
+        let second = try SyncEngine(topologySource: source, backend: backend, store: IntentStore(directory: directory),
+                                    logger: Logger(label: "test"), ownPID: 4343)
+        let outcome = try XCTUnwrap(second.step())
+        XCTAssertTrue(outcome.batch.isEmpty)
+        XCTAssertEqual(backend.appliedBatches.count, batches)
+    }
+
+    func testControlChangePersistsIntentAndRejectsUnknownBridge() throws {
+        let (engine, _, backend) = try makeEngine(enabled: false)
+        engine.step()
+        XCTAssertNil(try backend.table(FlowctlNames.table))
+        XCTAssertThrowsError(try engine.change(required: ["br9"]) { $0.bridges["br9"] = BridgeIntent() })
+        XCTAssertEqual(try IntentStore(directory: directory).load(), Intent(), "a refused change stores nothing")
+        _ = try engine.change(required: ["br0"]) { $0.bridges["br0"] = BridgeIntent() }
+        XCTAssertEqual(try IntentStore(directory: directory).load().bridgeNames, ["br0"])
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
+    }
+
+    func testChangeLogNamesEachDeviceAndReason() throws {
+        let (engine, _, _) = try makeEngine()
+        let first = try XCTUnwrap(engine.step())
+        engine.receive([TopologyEvent.link(Link(index: 40, name: "vnet7", kind: .tun, masterIndex: 3))])
+        let second = try XCTUnwrap(engine.step())
+        let lines = ChangeLog.lines(for: second.batch, plan: second.plan, previous: first.plan)
+        XCTAssertEqual(lines, ["vnet7 added to flowtable: port of br0"])
+        engine.receive([TopologyEvent.linkRemoved(index: 40, name: "vnet7")])
+        let third = try XCTUnwrap(engine.step())
+        XCTAssertEqual(ChangeLog.lines(for: third.batch, plan: third.plan, previous: second.plan),
+                       ["vnet7 removed from flowtable: was port of br0"])
+    }
+}
+
+final class DaemonConfigurationTests: XCTestCase {
+    func testFullFileAndDefaults() throws {
+        let configuration = try DaemonConfiguration.parse("""
+            state_dir = "/srv/flowctl"
+            control_group = "flowctl"
+            metrics_address = "[::1]:9464"
+            resync_interval = 60
+            cleanup_on_exit = true
+            """, path: "f.toml")
+        XCTAssertEqual(configuration.stateDir, "/srv/flowctl")
+        XCTAssertEqual(configuration.controlGroup, "flowctl")
+        XCTAssertEqual(configuration.metricsAddress, "[::1]:9464")
+        XCTAssertEqual(configuration.resyncInterval, 60)
+        XCTAssertTrue(configuration.cleanupOnExit)
+        XCTAssertEqual(configuration.controlSocket, ControlProtocol.defaultSocketPath)
+        XCTAssertEqual(try DaemonConfiguration.parse("", path: "e.toml"), DaemonConfiguration())
+    }
+
+    func testSyntaxErrorNamesFileAndLine() {
+        XCTAssertThrowsError(try DaemonConfiguration.parse("state_dir = \"/x\"\nresync_interval = = 3\n", path: "bad.toml")) { error in
+            XCTAssertTrue("\(error)".hasPrefix("bad.toml:2:"), "\(error)")
+        }
+    }
+
+    func testUnknownKeyAndWrongTypeAreRefused() {
+        XCTAssertThrowsError(try DaemonConfiguration.parse("resync = 3", path: "u.toml")) { error in
+            XCTAssertTrue("\(error)".contains("unknown key \"resync\""), "\(error)")
+        }
+        XCTAssertThrowsError(try DaemonConfiguration.parse("cleanup_on_exit = \"yes\"", path: "t.toml")) { error in
+            XCTAssertTrue("\(error)".contains("cleanup_on_exit"), "\(error)")
+        }
+        XCTAssertThrowsError(try DaemonConfiguration.parse("resync_interval = -1", path: "n.toml"))
+    }
+}
+
+final class ControlProtocolTests: XCTestCase {
+    func testRequestWireFormatIsStable() throws {
+        let request = ControlRequest(command: .enable, bridge: "br0", uplinks: ["eth0"], hwOffload: .off)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        XCTAssertEqual(String(decoding: try encoder.encode(request), as: UTF8.self),
+                       #"{"bridge":"br0","command":"enable","hwOffload":"off","uplinks":["eth0"],"version":1}"#)
+        let decoded = try JSONDecoder().decode(ControlRequest.self, from: Data(#"{"version":1,"command":"status"}"#.utf8))
+        XCTAssertEqual(decoded.command, .status)
+        XCTAssertNil(decoded.bridge)
+    }
+
+    func testNoDaemonMeansNil() throws {
+        XCTAssertNil(try ControlClient.send(ControlRequest(command: .status),
+                                            socketPath: NSTemporaryDirectory() + "no-such-\(UUID().uuidString).sock"))
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowctlCore
+import FlowctlDaemon
 
 struct DisableCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,14 @@ struct DisableCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
+            if let response = try state.daemon(ControlRequest(command: .disable, bridge: bridge)),
+               let outcome = response.outcome
+            {
+                say("\(bridge): fast path off (through the daemon)")
+                if response.intent?.isEmpty ?? false { say("  no bridge left enabled: flowctl's table is gone") }
+                Report.changes(outcome)
+                return
+            }
             let (intent, outcome) = try change(store: state.store) { intent in
                 guard intent.bridges.removeValue(forKey: bridge) != nil else {
                     let enabled = intent.bridgeNames.isEmpty ? "none" : intent.bridgeNames.joined(separator: ", ")

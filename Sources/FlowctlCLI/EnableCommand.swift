@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowctlCore
+import FlowctlDaemon
 
 extension HWOffloadMode: ExpressibleByArgument {}
 
@@ -39,6 +40,16 @@ struct EnableCommand: ParsableCommand {
     func run() throws {
         try guarded {
             let options = BridgeIntent(uplinks: uplinks, hwOffload: hwOffload)
+            if let response = try state.daemon(ControlRequest(command: .enable, bridge: bridge, uplinks: uplinks,
+                                                              hwOffload: hwOffload)),
+               let outcome = response.outcome
+            {
+                say("\(bridge): fast path on (through the daemon)" + (outcome.plan.offload.map { ", \($0)" } ?? ""))
+                Report.devices(outcome.plan, bridge: bridge)
+                Report.changes(outcome)
+                outcome.warnings.forEach(warn)
+                return
+            }
             var wasEnabled = false
             let (_, outcome) = try change(store: state.store, required: [bridge]) { intent in
                 wasEnabled = intent.bridges[bridge] == options

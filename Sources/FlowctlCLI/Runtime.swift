@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowctlCore
+import FlowctlDaemon
 import FlowctlLinux
 import Foundation
 
@@ -28,6 +29,9 @@ public enum Runtime {
     nonisolated(unsafe) public static var standardOutput: (String) -> Void = { text in
         FileHandle.standardOutput.write(Data(text.utf8))
     }
+    /// Whether enable/disable/status look for a running daemon first (tests
+    /// with fakes turn this off).
+    nonisolated(unsafe) public static var useDaemon = true
     nonisolated(unsafe) public static var standardError: (String) -> Void = { text in
         FileHandle.standardError.write(Data(text.utf8))
     }
@@ -66,6 +70,25 @@ struct StateOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "Where the intent is stored (also FLOWCTL_STATE_DIR).", valueName: "dir"))
     var stateDir: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Control socket of a running daemon (also FLOWCTL_CONTROL_SOCKET).", valueName: "path"))
+    var controlSocket: String?
+
+    var socketPath: String {
+        controlSocket ?? ProcessInfo.processInfo.environment["FLOWCTL_CONTROL_SOCKET"]
+            ?? ControlProtocol.defaultSocketPath
+    }
+
+    /// Sends the request to a running daemon; nil when none listens (the
+    /// command then works one-shot). A refusal by the daemon is an error.
+    func daemon(_ request: ControlRequest) throws -> ControlResponse? {
+        guard Runtime.useDaemon, let response = try ControlClient.send(request, socketPath: socketPath) else {
+            return nil
+        }
+        guard response.ok else { throw ControlClientError.daemon(response.error ?? "the daemon refused the request") }
+        return response
+    }
 
     var store: IntentStore {
         let directory = stateDir ?? ProcessInfo.processInfo.environment["FLOWCTL_STATE_DIR"]

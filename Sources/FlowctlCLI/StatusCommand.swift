@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import FlowctlCore
+import FlowctlDaemon
 
 /// What `status --json` prints.
 struct StatusReport: Codable {
@@ -39,6 +40,8 @@ struct StatusReport: Codable {
     var conntrack: Conntrack
     var changesApplied: [String]
     var warnings: [String]
+    /// Set when a running daemon answered.
+    var daemon: DaemonInfo?
 }
 
 struct StatusCommand: ParsableCommand {
@@ -52,6 +55,23 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
+            if let response = try state.daemon(ControlRequest(command: .status)) {
+                guard let intent = response.intent, let outcome = response.outcome else {
+                    throw ControlClientError.daemon("the daemon has not completed its first pass yet\(response.daemon?.statistics.lastError.map { ": \($0)" } ?? "")")
+                }
+                guard let conntrack = response.conntrack else {
+                    throw ControlClientError.daemon("conntrack: \(response.conntrackError ?? "unavailable")")
+                }
+                var report = makeReport(intent: intent, outcome: outcome, table: response.table, conntrack: conntrack)
+                report.daemon = response.daemon
+                if output.json { try printJSON(report) } else {
+                    printText(report)
+                    if let daemon = response.daemon {
+                        say("daemon: pid \(daemon.pid), up \(Int(daemon.uptimeSeconds)) s, \(daemon.statistics.events) events, \(daemon.statistics.batches) batches, \(daemon.statistics.resyncs) resyncs, \(daemon.statistics.errors) errors")
+                    }
+                }
+                return
+            }
             let edges = Runtime.makeEdges()
             let store = state.store
             let (intent, outcome) = try store.withLock { () throws -> (Intent, ReconcileOutcome) in

@@ -54,7 +54,9 @@ extension Topology {
     /// The topology after one link event (routes are re-read separately).
     public mutating func apply(_ event: TopologyEvent) {
         switch event {
-        case .link(let link):
+        case .link(var link):
+            // Events do not carry ethtool features: keep what the dump read.
+            if link.hwTCOffload == nil { link.hwTCOffload = self.link(index: link.index)?.hwTCOffload }
             var updated = links.filter { $0.index != link.index }
             updated.append(link)
             self = Topology(links: updated, routes: routes)

@@ -63,7 +63,7 @@ let package = Package(
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
         // Test-only: runs one kernel edge at a time inside a namespace (see its main.swift).
-        .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux"]),
+        .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCoreTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Daemon hotplug benchmark, run INSIDE the lab kernel:
+#   scripts/lab -- Bench/hotplug.sh [PORTS] [SAMPLES]
+# A bridge with PORTS ports (default 1000) is enabled under `flowctl daemon`;
+# then SAMPLES times a port is added and removed, and flowctl-kit measures
+# RTM_NEWLINK -> the notification of the daemon's acked nftables commit.
+# Also: restore of all PORTS after `nft delete table`, daemon RSS and CPU
+# ticks over 5 idle seconds. Prints JSON; it reports, it does not judge.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${FLOWCTL_BIN_DIR:-$here/.build/release}
+[ -x "$bin/flowctl" ] || bin=$here/.build/debug
+ports=${1:-1000}
+samples=${2:-200}
+work=$(mktemp -d /tmp/flowctl-hotplug.XXXXXX)
+ip link add br0 type bridge
+ip link set br0 up
+ip link add up0 type dummy
+ip link set up0 up
+ip addr add 198.18.40.1/24 dev up0
+ip route add default via 198.18.40.2 dev up0
+i=0
+while [ $i -lt "$ports" ]; do echo "link add p$i master br0 up type dummy"; i=$((i + 1)); done > "$work/batch"
+ip -batch "$work/batch"
+"$bin/flowctl" daemon --state-dir "$work/state" --control-socket "$work/sock" --metrics-address "" \
+    --log-level warning 2>"$work/log" &
+pid=$!
+while [ ! -S "$work/sock" ]; do sleep 0.05; done
+FLOWCTL_CONTROL_SOCKET=$work/sock "$bin/flowctl" enable br0 >/dev/null
+echo "ports on br0: $ports; flowtable devices: $(nft list flowtable inet flowctl fastpath | tr ',' '\n' | grep -c ' p[0-9]')" >&2
+"$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --bridge br0 --samples "$samples" --idle 5
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+rm -rf "$work"

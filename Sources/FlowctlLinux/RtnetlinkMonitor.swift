@@ -130,11 +130,15 @@ enum LinkDecoder {
 
     /// libnl 3.7 does not decode IFLA_BR_VLAN_FILTERING; sysfs has it.
     static func bridgeVLANFiltering(_ name: String) -> Bool? {
-        guard let file = fopen("/sys/class/net/\(name)/bridge/vlan_filtering", "r") else { return nil }
-        defer { fclose(file) }
-        var value: Int32 = 0
-        return withUnsafeMutablePointer(to: &value) { pointer in
-            withVaList([pointer]) { vfscanf(file, "%d", $0) } == 1 ? pointer.pointee != 0 : nil
+        let fd = open("/sys/class/net/\(name)/bridge/vlan_filtering", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        guard read(fd, &byte, 1) == 1 else { return nil }
+        switch byte {
+        case UInt8(ascii: "0"): return false
+        case UInt8(ascii: "1"): return true
+        default: return nil
         }
     }
 }

@@ -1,2 +1,9 @@
 import FlowctlCore
-enum KitTopology { static func run(_ args: [String]) throws { fatalError("not yet") } }
+import FlowctlLinux
+
+/// `flowctl-kit topology`: the Topology rtnetlink reports, as JSON.
+enum KitTopology {
+    static func run(_ args: [String]) throws {
+        try KitNftables.emit(try RtnetlinkTopologySource().snapshot())
+    }
+}

@@ -1,8 +1,88 @@
+import CLibMnl
 import FlowctlCore
-// TEMPORARY scaffold, replaced by the ctnetlink implementation.
+import Glibc
+
+/// Conntrack figures through ctnetlink (libmnl): every entry is dumped and
+/// its CTA_STATUS read for IPS_OFFLOAD / IPS_HW_OFFLOAD; the count and the
+/// limit come from /proc/sys/net/netfilter.
 public struct ConntrackReader: ConntrackSource {
     public init() {}
+
+    static let NFNL_SUBSYS_CTNETLINK: UInt16 = 1
+    static let IPCTNL_MSG_CT_GET: UInt16 = 1
+    static let CTA_STATUS: UInt16 = 3
+    static let IPS_OFFLOAD: UInt32 = 1 << 14
+    static let IPS_HW_OFFLOAD: UInt32 = 1 << 15
+
     public func summary() throws -> ConntrackSummary {
-        throw KernelError(operation: "dump conntrack", errno: KernelError.EOPNOTSUPP, reason: "not implemented yet")
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try dump()
+            } catch let error as KernelError where (error.errno == ENOBUFS || error.errno == EINTR) && attempt < 3 {
+                continue
+            }
+        }
+    }
+
+    private func dump() throws -> ConntrackSummary {
+        let operation = "dump conntrack through ctnetlink"
+        let socket = try NetfilterSocket(operation: operation)
+        let seq = socket.allocateSeq()
+        var request = [UInt8](repeating: 0, count: 20)
+        request.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(20), toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: Self.NFNL_SUBSYS_CTNETLINK << 8 | Self.IPCTNL_MSG_CT_GET, toByteOffset: 4, as: UInt16.self)
+            raw.storeBytes(of: NftConst.NLM_F_REQUEST | NftConst.NLM_F_DUMP, toByteOffset: 6, as: UInt16.self)
+            raw.storeBytes(of: seq, toByteOffset: 8, as: UInt32.self)
+            // nfgenmsg: AF_UNSPEC (IPv4 and IPv6), version 0, res_id 0.
+        }
+        var entries = 0, offloaded = 0, hardware = 0
+        do {
+            let replies = try request.withUnsafeBytes {
+                try socket.request($0, seq: seq, dump: true, operation: operation)
+            }
+            for reply in replies {
+                entries += 1
+                let status = Self.status(reply.bytes) ?? 0
+                if status & Self.IPS_OFFLOAD != 0 { offloaded += 1 }
+                if status & Self.IPS_HW_OFFLOAD != 0 { hardware += 1 }
+            }
+        } catch var error as KernelError {
+            if [ENOENT, EOPNOTSUPP, EPROTONOSUPPORT].contains(error.errno) {
+                error.hint = "conntrack is not available: load nf_conntrack_netlink (CONFIG_NF_CT_NETLINK)"
+            }
+            throw error
+        }
+        return ConntrackSummary(entries: entries, offloaded: offloaded, hardwareOffloaded: hardware,
+                                count: Self.readInt("/proc/sys/net/netfilter/nf_conntrack_count"),
+                                max: Self.readInt("/proc/sys/net/netfilter/nf_conntrack_max"))
+    }
+
+    /// CTA_STATUS of one ctnetlink message (attributes after the netlink
+    /// header and nfgenmsg), host order.
+    static func status(_ bytes: [UInt8]) -> UInt32? {
+        var offset = 20
+        while offset + 4 <= bytes.count {
+            let length = Int(UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8)
+            let type = (UInt16(bytes[offset + 2]) | UInt16(bytes[offset + 3]) << 8) & 0x3fff
+            guard length >= 4, offset + length <= bytes.count else { return nil }
+            if type == CTA_STATUS, length >= 8 {
+                return bytes[(offset + 4)..<(offset + 8)].reduce(0) { $0 << 8 | UInt32($1) }
+            }
+            offset += (length + 3) & ~3
+        }
+        return nil
+    }
+
+    static func readInt(_ path: String) -> Int? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        return Int(String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

@@ -1,2 +1,9 @@
 import FlowctlCore
-enum KitConntrack { static func run(_ args: [String]) throws { fatalError("not yet") } }
+import FlowctlLinux
+
+/// `flowctl-kit conntrack`: the ConntrackSummary ctnetlink gives, as JSON.
+enum KitConntrack {
+    static func run(_ args: [String]) throws {
+        try KitNftables.emit(try ConntrackReader().summary())
+    }
+}

@@ -55,7 +55,7 @@ func guarded(_ body: () throws -> Void) throws {
 }
 
 func oneLine(_ error: any Error) -> String {
-    var text = (error as? CustomStringConvertible)?.description ?? "\(error)"
+    var text = "\(error)"
     if let kernel = error as? KernelError, kernel.isPermission, kernel.hint == nil {
         text += " (flowctl needs root or CAP_NET_ADMIN)"
     }

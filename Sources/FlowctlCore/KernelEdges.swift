@@ -50,8 +50,18 @@ public struct BatchError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        if let command { return "kernel refused `\(command)`: \(error.reason)" + (error.hint.map { " (\($0))" } ?? "") }
+        if let command {
+            return "kernel refused `\(Self.abbreviated(command))`: \(error.reason)" + (error.hint.map { " (\($0))" } ?? "")
+        }
         return error.description
+    }
+}
+
+extension BatchError {
+    /// A command with thousands of device names is cut for the one-line error.
+    static func abbreviated(_ command: String, limit: Int = 240) -> String {
+        guard command.count > limit else { return command }
+        return String(command.prefix(limit)) + " … (\(command.count - limit) more characters)"
     }
 }
 

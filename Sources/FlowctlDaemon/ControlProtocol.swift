@@ -100,7 +100,7 @@ public enum ControlClient {
         guard writeAll(fd, payload) else { throw ControlClientError.protocolError("write failed: \(String(cString: strerror(errno)))") }
         shutdown(fd, Int32(SHUT_WR))
         let answer = readAll(fd, limit: 64 << 20)
-        guard !answer.isEmpty else { throw ControlClientError.refused("connection closed without an answer") }
+        guard !answer.isEmpty else { throw ControlClientError.refused("it closed the connection without an answer (see the daemon's log)") }
         do {
             let response = try JSONDecoder().decode(ControlResponse.self, from: answer)
             if response.version != ControlProtocol.version {

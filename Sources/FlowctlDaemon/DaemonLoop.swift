@@ -1,4 +1,5 @@
 import FlowctlCore
+import FlowctlLinux
 import Foundation
 import Glibc
 import Logging
@@ -66,6 +67,8 @@ public final class DaemonLoop: @unchecked Sendable {
 
     /// Runs until `stop()`.
     public func run() {
+        // Notifications of our own commits name this thread.
+        engine.ownPID = currentThreadID()
         logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
                                                  "control_socket": "\(control?.path ?? "none")"])
         var descriptors = [

@@ -20,7 +20,8 @@ public final class SyncEngine {
     let store: IntentStore
     let logger: Logger
     let metrics: EngineMetrics
-    let ownPID: UInt32
+    /// The thread that applies batches: commits it made are not tampering.
+    public var ownPID: UInt32
 
     public private(set) var intent: Intent
     public private(set) var topology: Topology?

@@ -343,17 +343,27 @@ enum NftBuild {
         case .deleteTable(let target):
             return [m(NFT_MSG_DELTABLE, ack, .table(table(target)))]
         case .addFlowtable(let spec):
+            // The kernel takes at most 255 devices per message (NFT_NETDEVICE_MAX,
+            // EFBIG): the rest follow as updates in the same batch.
             let flags = flowtableFlags(counter: spec.counter, hardware: spec.hardwareOffload)
+            let chunks = deviceChunks(spec.devices)
             return [m(NFT_MSG_NEWFLOWTABLE, create, .flowtable(flowtable(
-                ref, name: spec.name, priority: spec.priority, devices: spec.devices, flags: flags)))]
+                ref, name: spec.name, priority: spec.priority, devices: chunks.first ?? [], flags: flags)))]
+                + chunks.dropFirst().map {
+                    m(NFT_MSG_NEWFLOWTABLE, create, .flowtable(flowtable(ref, name: spec.name, priority: spec.priority, devices: $0)))
+                }
         case .addFlowtableDevices(let name, let devices):
             // An update of an existing flowtable: hook number and priority
             // must repeat the flowtable's; the devices are added.
-            return [m(NFT_MSG_NEWFLOWTABLE, create, .flowtable(flowtable(
-                ref, name: name, priority: FlowctlNames.flowtablePriority, devices: devices)))]
+            return deviceChunks(devices).map {
+                m(NFT_MSG_NEWFLOWTABLE, create, .flowtable(flowtable(
+                    ref, name: name, priority: FlowctlNames.flowtablePriority, devices: $0)))
+            }
         case .deleteFlowtableDevices(let name, let devices):
-            return [m(NFT_MSG_DELFLOWTABLE, ack, .flowtable(flowtable(
-                ref, name: name, priority: FlowctlNames.flowtablePriority, devices: devices)))]
+            return deviceChunks(devices).map {
+                m(NFT_MSG_DELFLOWTABLE, ack, .flowtable(flowtable(
+                    ref, name: name, priority: FlowctlNames.flowtablePriority, devices: $0)))
+            }
         case .deleteFlowtable(let name):
             return [m(NFT_MSG_DELFLOWTABLE, ack, .flowtable(flowtable(ref, name: name)))]
         case .addSet(let spec):
@@ -379,6 +389,15 @@ enum NftBuild {
         }
     }
 
+    /// Devices per flowtable message: below the kernel's NFT_NETDEVICE_MAX (256).
+    static let devicesPerMessage = 200
+
+    static func deviceChunks(_ devices: [String]) -> [[String]] {
+        stride(from: 0, to: devices.count, by: devicesPerMessage).map {
+            Array(devices[$0..<min($0 + devicesPerMessage, devices.count)])
+        }
+    }
+
     /// libnftnl's text for a batch step, for golden tests and `--debug`.
     static func debugText(for change: NftChange, in ref: TableRef) -> [String] {
         messages(for: change, in: ref).map { message in
@@ -398,8 +417,26 @@ final class BatchBuffer {
     private(set) var steps: [(seq: UInt32, change: Int)] = []
     private(set) var beginSeq: UInt32 = 0
 
-    init() {
-        batch = nftnl_batch_alloc(UInt32(sysconf(Int32(_SC_PAGESIZE))), UInt32(flowctl_mnl_socket_buffer_size()))!
+    /// `largestMessage`: an upper bound of the biggest message's size; a
+    /// message must fit in a page's overrun area (a flowtable with thousands
+    /// of devices is one large message).
+    init(largestMessage: Int) {
+        let overrun = max(Int(flowctl_mnl_socket_buffer_size()), largestMessage)
+        batch = nftnl_batch_alloc(UInt32(max(sysconf(Int32(_SC_PAGESIZE)), 65536)), UInt32(overrun))!
+    }
+
+    /// Upper bound of the size of a step's messages.
+    static func estimatedSize(_ change: NftChange) -> Int {
+        let header = 512
+        switch change {
+        case .addFlowtable(let spec): return header + spec.devices.count * (NftConst.IFNAMSIZ + 8)
+        case .addFlowtableDevices(_, let devices), .deleteFlowtableDevices(_, let devices):
+            return header + devices.count * (NftConst.IFNAMSIZ + 8)
+        case .addSet(let set): return header + set.elements.count * (NftConst.IFNAMSIZ + 24)
+        case .addSetElements(_, let elements), .deleteSetElements(_, let elements):
+            return header + elements.count * (NftConst.IFNAMSIZ + 24)
+        default: return header
+        }
     }
 
     deinit { nftnl_batch_free(batch) }

@@ -88,3 +88,7 @@ enum NftNotification {
         return nil
     }
 }
+
+/// The calling thread's id, as nftables notifications report the committer
+/// (NFTA_GEN_PROC_PID is the thread, not the process).
+public func currentThreadID() -> UInt32 { UInt32(flowctl_gettid()) }

@@ -132,6 +132,14 @@ final class NetfilterSocket {
         }
     }
 
+    func reserveSendBuffer(_ bytes: Int) {
+        guard bytes > 200_000 else { return }
+        var size = Int32(clamping: bytes)
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
     func send(_ bytes: UnsafeRawBufferPointer, operation: String) throws {
         let sent = mnl_socket_sendto(nl, bytes.baseAddress, bytes.count)
         guard sent == bytes.count else { throw systemError(operation, sent < 0 ? errno : EMSGSIZE) }

@@ -162,7 +162,10 @@ public struct NftablesBackend: RulesetBackend {
         let commands = NftText.commands(batch)
         let operation = commit ? "apply nftables batch for table \(batch.table)" : "check nftables batch"
         let socket = try NetfilterSocket(operation: operation)
-        let buffer = BatchBuffer()
+        let sizes = batch.changes.map(BatchBuffer.estimatedSize)
+        let buffer = BatchBuffer(largestMessage: 2 * (sizes.max() ?? 0))
+        // The whole batch is one datagram: make room beyond the default send buffer.
+        socket.reserveSendBuffer(sizes.reduce(0, +) * 2 + 65536)
         let messages = batch.changes.map { NftBuild.messages(for: $0, in: batch.table) }
         let messageCount = messages.reduce(0) { $0 + $1.count }
         var seq = socket.allocateSeq(messageCount + 2)

@@ -78,7 +78,7 @@ enum KitHotplug {
         outer: while ContinuousClock.now < deadline {
             try waitReadable([rules.pollDescriptor], timeoutMs: 100)
             for event in try rules.drain() {
-                if case .commit(let commit) = event, commit.pid == daemonPID {
+                if case .commit(let commit) = event, daemonThreads(daemonPID).contains(commit.pid) {
                     restore = microseconds(ContinuousClock.now - deleted) / 1000
                     break outer
                 }
@@ -113,12 +113,18 @@ enum KitHotplug {
             let now = ContinuousClock.now
             if seen == nil, try links.drain().contains(where: match) { seen = now }
             for event in try rules.drain() {
-                if case .commit(let commit) = event, commit.pid == daemonPID, let seen {
+                if case .commit(let commit) = event, daemonThreads(daemonPID).contains(commit.pid), let seen {
                     return microseconds(now - seen)
                 }
             }
         }
         return nil
+    }
+
+    /// Commits name the committing thread: every thread of the daemon.
+    static func daemonThreads(_ pid: UInt32) -> Set<UInt32> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return Set(tasks.compactMap { UInt32($0) } + [pid])
     }
 
     static func microseconds(_ duration: Duration) -> Double {

@@ -59,7 +59,7 @@ public struct BatchError: Error, Hashable, Sendable, CustomStringConvertible {
 
 extension BatchError {
     /// A command with thousands of device names is cut for the one-line error.
-    static func abbreviated(_ command: String, limit: Int = 240) -> String {
+    public static func abbreviated(_ command: String, limit: Int = 240) -> String {
         guard command.count > limit else { return command }
         return String(command.prefix(limit)) + " … (\(command.count - limit) more characters)"
     }

@@ -151,22 +151,45 @@ public final class SyncEngine {
             statistics.lastError = "\(error)"
             metrics.error()
             failureStreak += 1
-            // Back off 50 ms, 100 ms ... up to 5 s, and start over from dumps.
-            let delay = Duration.milliseconds(min(5000, 50 << min(failureStreak - 1, 7)))
+            // Back off 2 ms, 4 ms ... up to 5 s, and start over from dumps. The
+            // first retries are quick: a device announced by RTM_NEWLINK while
+            // the creating command still holds RTNL can be refused (ENOENT) for
+            // a moment.
+            let delay = Duration.milliseconds(min(5000, 2 << min(failureStreak - 1, 12)))
             retryAfter = ContinuousClock.now + delay
-            resyncReason = "previous pass failed"
+            // A device refused right after its RTM_NEWLINK (ENOENT) is usually
+            // there a moment later: retry from the cached topology first; a
+            // failure that persists starts over from full dumps.
+            if !(Self.isDeviceNotFound(error) && failureStreak <= 3) {
+                resyncReason = "previous pass failed"
+            }
             logger.error("reconcile failed; full resync in \(delay)", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    static func isDeviceNotFound(_ error: any Error) -> Bool {
+        if case ReconcileError.unstable(_, let last) = error { return last.error.errno == KernelError.ENOENT }
+        return false
     }
 
     private func reconcile(intent: Intent, required: Set<String> = []) throws -> ReconcileOutcome {
         guard let topology else { throw KernelError(operation: "reconcile", errno: 0, reason: "no topology yet") }
         let previous = lastOutcome?.plan
         let reconciler = Reconciler(topology: FixedTopologySource(topology), backend: backend)
-        let outcome = try reconciler.reconcile(intent: intent, required: required)
-        record(outcome, previous: previous)
-        return outcome
+        do {
+            let outcome = try reconciler.reconcile(intent: intent, required: required)
+            record(outcome, previous: previous)
+            return outcome
+        } catch {
+            if logger.logLevel <= .debug, let batch = try? Differ().diff(
+                kernel: try? backend.table(FlowctlNames.table),
+                desired: try? Planner().plan(intent: intent, topology: topology).desired)
+            {
+                logger.debug("batch that failed", metadata: ["commands": "\(NftText.commands(batch).map { BatchError.abbreviated($0, limit: 400) })"])
+            }
+            throw error
+        }
     }
 
     private func record(_ outcome: ReconcileOutcome, previous: Plan?) {

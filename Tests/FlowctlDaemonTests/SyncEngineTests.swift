@@ -127,7 +127,7 @@ final class SyncEngineTests: XCTestCase {
         backend.supportsFlowtables = false
         XCTAssertNil(engine.step())
         XCTAssertEqual(engine.statistics.errors, 1)
-        XCTAssertFalse(engine.hasWork(), "backing off right after a failure")
+        XCTAssertFalse(engine.hasWork(now: .now), "backing off right after a failure")
         let later = ContinuousClock.now + .seconds(6)
         XCTAssertTrue(engine.hasWork(now: later))
         backend.supportsFlowtables = true

@@ -54,6 +54,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
         .target(
             name: "FlowctlCLI",
@@ -63,7 +64,7 @@ let package = Package(
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
         // Test-only: runs one kernel edge at a time inside a namespace (see its main.swift).
-        .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlTesting"]),
+        .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlTesting", "FlowctlDaemon"]),
         .testTarget(name: "FlowctlCoreTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),

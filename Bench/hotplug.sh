@@ -27,8 +27,8 @@ ip -batch "$work/batch"
 pid=$!
 while [ ! -S "$work/sock" ]; do sleep 0.05; done
 FLOWCTL_CONTROL_SOCKET=$work/sock "$bin/flowctl" enable br0 >/dev/null
-echo "ports on br0: $ports; flowtable devices: $(nft list flowtable inet flowctl fastpath | tr ',' '\n' | grep -c ' p[0-9]')" >&2
-"$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --bridge br0 --samples "$samples" --idle 5
+"$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --control-socket "$work/sock" --bridge br0 \
+    --samples "$samples" --idle 5
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 rm -rf "$work"

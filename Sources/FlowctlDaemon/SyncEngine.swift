@@ -1,5 +1,6 @@
 import FlowctlCore
 import Foundation
+import Histogram
 import Logging
 import Metrics
 
@@ -8,6 +9,10 @@ import Metrics
 /// burst. Runs on the daemon's loop thread only. Tested with the fakes.
 public final class SyncEngine {
     public struct Statistics: Codable, Sendable, Hashable {
+        /// Event drained -> batch acknowledged, for passes that sent a batch.
+        public var eventToAckMicroseconds: LatencySummary?
+        /// Duration of the last full resync pass.
+        public var lastResyncMicroseconds: Double?
         public var events = 0
         public var batches = 0
         public var resyncs = 0
@@ -37,6 +42,7 @@ public final class SyncEngine {
     /// After a failure, no new attempt before this instant.
     private var retryAfter: ContinuousClock.Instant?
     private var failureStreak = 0
+    private var latencies = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
 
     public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
                 logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid())) throws
@@ -141,7 +147,13 @@ public final class SyncEngine {
             failureStreak = 0
             retryAfter = nil
             if let since = pendingSince, !outcome.batch.isEmpty {
-                metrics.latency(ContinuousClock.now - since)
+                let elapsed = ContinuousClock.now - since
+                metrics.latency(elapsed)
+                _ = latencies.record(UInt64(max(0, elapsed.nanoseconds / 1000)))
+                statistics.eventToAckMicroseconds = LatencySummary(latencies)
+            }
+            if reason != nil {
+                statistics.lastResyncMicroseconds = Double((ContinuousClock.now - started).nanoseconds) / 1000
             }
             pendingSince = nil
             metrics.passDuration(ContinuousClock.now - started)
@@ -232,6 +244,23 @@ public final class SyncEngine {
             logger.info("intent reloaded", metadata: ["bridges": "\(loaded.bridgeNames)"])
             markPending(at: .now)
         }
+    }
+}
+
+/// Percentiles of a latency histogram, in microseconds.
+public struct LatencySummary: Codable, Sendable, Hashable {
+    public var count: UInt64
+    public var p50: UInt64
+    public var p90: UInt64
+    public var p99: UInt64
+    public var max: UInt64
+
+    init(_ histogram: Histogram<UInt64>) {
+        count = histogram.totalCount
+        p50 = histogram.valueAtPercentile(50)
+        p90 = histogram.valueAtPercentile(90)
+        p99 = histogram.valueAtPercentile(99)
+        max = histogram.max
     }
 }
 

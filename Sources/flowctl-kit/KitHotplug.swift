@@ -1,22 +1,31 @@
 import FlowctlCore
+import FlowctlDaemon
 import FlowctlLinux
 import FlowctlTesting
 import Foundation
 
-/// `flowctl-kit hotplug-bench --daemon-pid PID --bridge br0 --samples N`:
-/// measures, from outside the daemon, the time from the kernel's
-/// RTM_NEWLINK of a new bridge port (as this process receives it) to the
-/// notification of the daemon's nftables commit that adds it (the kernel
-/// has acked the batch by then). Also times a full restore after
-/// `nft delete table`, and reads the daemon's RSS and idle CPU.
+/// `flowctl-kit hotplug-bench --daemon-pid PID --control-socket PATH`:
+/// adds and removes bridge ports under a running daemon and reports
+/// - the daemon's own histogram, RTM_NEWLINK drained -> batch acknowledged;
+/// - wall clock from spawning `ip link add` to the notification of the
+///   daemon's commit (an upper bound: it includes starting `ip`);
+/// - a full restore after `nft delete table`, a control-socket resync;
+/// - the daemon's RSS and its CPU ticks over idle seconds.
 /// Prints one JSON object. A benchmark tool: it reports, it does not judge.
 enum KitHotplug {
     struct Result: Codable {
+        var ports: Int
         var samples: Int
-        var addMicroseconds: Summary
-        var removeMicroseconds: Summary
+        var daemonEventToAck: LatencySummary?
+        var wallAddMicroseconds: Summary
+        /// Adds not in the flowtable after the daemon's commit (or 2 s).
+        var missedAdds: Int
+        /// Deleted ports still listed afterwards (the kernel unhooks them itself).
+        var staleAfterDelete: Int
         var restoreAfterDeleteMilliseconds: Double?
         var devicesAtRestore: Int?
+        var controlResyncMilliseconds: Double
+        var daemonLastResyncMicroseconds: Double?
         var daemonRSSKiB: Int?
         var daemonIdleCPUTicks: Int?
         var idleSeconds: Double
@@ -42,51 +51,48 @@ enum KitHotplug {
     }
 
     static func run(_ args: [String]) throws {
-        guard let pidText = option(args, "--daemon-pid"), let daemonPID = UInt32(pidText) else {
-            throw KitError.usage("hotplug-bench --daemon-pid PID [--bridge br0] [--samples 200] [--idle 5]")
+        guard let pidText = option(args, "--daemon-pid"), let daemonPID = UInt32(pidText),
+              let socketPath = option(args, "--control-socket") else {
+            throw KitError.usage("hotplug-bench --daemon-pid PID --control-socket PATH [--bridge br0] [--samples 200] [--idle 5]")
         }
         let bridge = option(args, "--bridge") ?? "br0"
         let samples = Int(option(args, "--samples") ?? "200") ?? 200
         let idle = Double(option(args, "--idle") ?? "5") ?? 5
-        let links = try RtnetlinkMonitor()
         let rules = try NftablesMonitor()
-        _ = try links.drain()
         _ = try rules.drain()
+        let backend = NftablesBackend()
+        func devices() throws -> Set<String> {
+            Set(try backend.table(FlowctlNames.table)?.flowtables.first?.devices ?? [])
+        }
+        let ports = try devices().count
 
-        var adds: [Double] = []
-        var removes: [Double] = []
+        var wall: [Double] = []
+        var missed = 0, stale = 0
         for sample in 0..<samples {
             let name = "hpb\(sample)"
+            let started = ContinuousClock.now
             try ip(["link", "add", name, "master", bridge, "up", "type", "dummy"])
-            if let latency = try measure(links: links, rules: rules, daemonPID: daemonPID, match: { event in
-                if case .link(let link) = event { return link.name == name && link.masterIndex != nil }
-                return false
-            }) { adds.append(latency) }
+            if let seen = try waitForCommit(rules, daemonPID: daemonPID, within: .seconds(2)) {
+                wall.append(microseconds(seen - started))
+            }
+            if !(try devices().contains(name)) { missed += 1 }
             try ip(["link", "del", name])
-            if let latency = try measure(links: links, rules: rules, daemonPID: daemonPID, match: { event in
-                if case .linkRemoved(_, let removed) = event { return removed == name }
-                return false
-            }) { removes.append(latency) }
+            _ = try waitForCommit(rules, daemonPID: daemonPID, within: .milliseconds(20))
+            if try devices().contains(name) { stale += 1 }
         }
 
-        // Full restore: delete the table, wait for the daemon's commit.
         var restore: Double?
-        var devices: Int?
         let deleted = ContinuousClock.now
         try Subprocess.run(["nft", "delete", "table", "inet", "flowctl"])
-        let deadline = ContinuousClock.now + .seconds(5)
-        outer: while ContinuousClock.now < deadline {
-            try waitReadable([rules.pollDescriptor], timeoutMs: 100)
-            for event in try rules.drain() {
-                if case .commit(let commit) = event, daemonThreads(daemonPID).contains(commit.pid) {
-                    restore = microseconds(ContinuousClock.now - deleted) / 1000
-                    break outer
-                }
-            }
+        if let seen = try waitForCommit(rules, daemonPID: daemonPID, within: .seconds(10)) {
+            restore = microseconds(seen - deleted) / 1000
         }
-        if restore != nil {
-            devices = try NftablesBackend().table(FlowctlNames.table)?.flowtables.first?.devices.count
-        }
+        let restored = restore == nil ? nil : try devices().count
+
+        let asked = ContinuousClock.now
+        _ = try ControlClient.send(ControlRequest(command: .resync), socketPath: socketPath)
+        let resync = microseconds(ContinuousClock.now - asked) / 1000
+        let status = try ControlClient.send(ControlRequest(command: .status), socketPath: socketPath)
 
         let rss = try? String(contentsOfFile: "/proc/\(daemonPID)/status", encoding: .utf8)
             .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
@@ -94,28 +100,25 @@ enum KitHotplug {
         let before = cpuTicks(daemonPID)
         Thread.sleep(forTimeInterval: idle)
         let after = cpuTicks(daemonPID)
-        let result = Result(samples: samples, addMicroseconds: Summary(adds), removeMicroseconds: Summary(removes),
-                            restoreAfterDeleteMilliseconds: restore, devicesAtRestore: devices,
-                            daemonRSSKiB: rss, daemonIdleCPUTicks: before.flatMap { b in after.map { $0 - b } },
-                            idleSeconds: idle)
-        try KitNftables.emit(result)
+        try KitNftables.emit(Result(
+            ports: ports, samples: samples, daemonEventToAck: status?.daemon?.statistics.eventToAckMicroseconds,
+            wallAddMicroseconds: Summary(wall), missedAdds: missed, staleAfterDelete: stale,
+            restoreAfterDeleteMilliseconds: restore, devicesAtRestore: restored, controlResyncMilliseconds: resync,
+            daemonLastResyncMicroseconds: status?.daemon?.statistics.lastResyncMicroseconds,
+            daemonRSSKiB: rss, daemonIdleCPUTicks: before.flatMap { b in after.map { $0 - b } }, idleSeconds: idle))
     }
 
-    /// Waits for the link event matching `match`, then for the daemon's next
-    /// commit; returns the microseconds between the two receptions.
-    static func measure(links: RtnetlinkMonitor, rules: NftablesMonitor, daemonPID: UInt32,
-                        match: (TopologyEvent) -> Bool) throws -> Double?
+    /// When the daemon's next commit was seen, or nil after `within`.
+    static func waitForCommit(_ rules: NftablesMonitor, daemonPID: UInt32, within: Duration) throws
+        -> ContinuousClock.Instant?
     {
-        let deadline = ContinuousClock.now + .seconds(2)
-        var seen: ContinuousClock.Instant?
+        let deadline = ContinuousClock.now + within
+        let threads = daemonThreads(daemonPID)
         while ContinuousClock.now < deadline {
-            try waitReadable([links.pollDescriptor, rules.pollDescriptor], timeoutMs: 50)
+            waitReadable([rules.pollDescriptor], timeoutMs: 5)
             let now = ContinuousClock.now
-            if seen == nil, try links.drain().contains(where: match) { seen = now }
             for event in try rules.drain() {
-                if case .commit(let commit) = event, daemonThreads(daemonPID).contains(commit.pid), let seen {
-                    return microseconds(now - seen)
-                }
+                if case .commit(let commit) = event, threads.contains(commit.pid) { return now }
             }
         }
         return nil
@@ -131,7 +134,7 @@ enum KitHotplug {
         Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
     }
 
-    static func waitReadable(_ fds: [Int32], timeoutMs: Int32) throws {
+    static func waitReadable(_ fds: [Int32], timeoutMs: Int32) {
         var descriptors = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         _ = poll(&descriptors, nfds_t(descriptors.count), timeoutMs)
     }
@@ -145,7 +148,7 @@ enum KitHotplug {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3; utime and stime are fields 14 and 15.
+        // After "(comm)": utime and stime are the 12th and 13th fields.
         guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
         return user + system
     }

@@ -12,12 +12,58 @@ public struct ReconcileOutcome: Sendable, Codable {
     /// Forward chains of other tables that run at or after flowctl's.
     public var laterForwardChains: [ForwardChainInfo]
     public var attempts: Int
+    /// The ruleset generation the pass worked against.
+    public var generation: UInt32 = 0
+    /// What the table looks like after the batch, when that follows from the
+    /// batch alone (device and element changes); nil otherwise.
+    public var predictedTable: KernelTable?
 
     /// Warnings for the operator: the planner's and the chain-order check's.
     public var warnings: [String] {
         plan.warnings + laterForwardChains.map {
             "forward chain \($0.chain) of table \($0.table) runs at priority \($0.priority), not before flowctl's (\(FlowctlNames.forwardPriority)): flows it would drop after their first packets may be offloaded first"
         }
+    }
+}
+
+/// The kernel side of a reconcile, as known without asking.
+public struct KernelSnapshot: Sendable, Hashable {
+    public var generation: UInt32
+    public var table: KernelTable?
+    /// nil: not known, read them.
+    public var laterForwardChains: [ForwardChainInfo]?
+
+    public init(generation: UInt32, table: KernelTable?, laterForwardChains: [ForwardChainInfo]?) {
+        self.generation = generation
+        self.table = table
+        self.laterForwardChains = laterForwardChains
+    }
+}
+
+extension KernelTable {
+    /// The table after `batch`, when the batch only moves devices and set
+    /// elements (the daemon's everyday batches); nil for anything else.
+    public func applying(_ batch: NftBatch) -> KernelTable? {
+        var table = self
+        for change in batch.changes {
+            switch change {
+            case .addFlowtableDevices(let name, let devices):
+                guard let i = table.flowtables.firstIndex(where: { $0.name == name }) else { return nil }
+                table.flowtables[i].devices = Array(Set(table.flowtables[i].devices).union(devices)).sorted()
+            case .deleteFlowtableDevices(let name, let devices):
+                guard let i = table.flowtables.firstIndex(where: { $0.name == name }) else { return nil }
+                table.flowtables[i].devices = table.flowtables[i].devices.filter { !devices.contains($0) }
+            case .addSetElements(let name, let elements):
+                guard let i = table.sets.firstIndex(where: { $0.name == name }) else { return nil }
+                table.sets[i].elements = Array(Set(table.sets[i].elements).union(elements)).sorted()
+            case .deleteSetElements(let name, let elements):
+                guard let i = table.sets.firstIndex(where: { $0.name == name }) else { return nil }
+                table.sets[i].elements = table.sets[i].elements.filter { !elements.contains($0) }
+            default:
+                return nil
+            }
+        }
+        return table
     }
 }
 
@@ -55,32 +101,41 @@ public struct Reconciler: Sendable {
 
     /// Brings the kernel to `intent`. `required` names bridges that must be
     /// usable (see Planner). With `dryRun`, computes the batch and sends nothing.
-    public func reconcile(intent: Intent, required: Set<String> = [], dryRun: Bool = false) throws
-        -> ReconcileOutcome
+    /// `known`: the kernel's state as the caller knows it for sure (the
+    /// daemon, from notifications); the first attempt then reads nothing,
+    /// and the generation check still guards the batch.
+    public func reconcile(intent: Intent, required: Set<String> = [], dryRun: Bool = false,
+                          known: KernelSnapshot? = nil) throws -> ReconcileOutcome
     {
         var attempt = 0
         while true {
             attempt += 1
-            let generation = try backend.generation()
+            let cached = attempt == 1 ? known : nil
+            let generation = try cached?.generation ?? backend.generation()
             let snapshot = try topology.snapshot()
             let plan: Plan
             do { plan = try planner.plan(intent: intent, topology: snapshot, required: required) } catch {
                 throw ReconcileError.plan(error)
             }
-            let kernel = try backend.table(FlowctlNames.table)
+            let kernel = try cached.map(\.table) ?? backend.table(FlowctlNames.table)
             let batch: NftBatch
             do { batch = try differ.diff(kernel: kernel, desired: plan.desired) } catch {
                 throw ReconcileError.diff(error)
             }
-            let later = plan.desired == nil ? [] : try backend.forwardChains().filter {
+            let later = plan.desired == nil ? [] : try cached?.laterForwardChains ?? backend.forwardChains().filter {
                 $0.table != FlowctlNames.table && $0.priority >= FlowctlNames.forwardPriority
             }
             var outcome = ReconcileOutcome(plan: plan, batch: batch, applied: false, kernelBefore: kernel,
                                            laterForwardChains: later, attempts: attempt)
-            if batch.isEmpty || dryRun { return outcome }
+            outcome.generation = generation
+            if batch.isEmpty || dryRun {
+                outcome.predictedTable = kernel
+                return outcome
+            }
             do {
                 try backend.apply(batch, generation: generation)
                 outcome.applied = true
+                outcome.predictedTable = kernel?.applying(batch)
                 return outcome
             } catch let error as BatchError {
                 if isFlowtableSupportMissing(error) { throw ReconcileError.flowtablesUnsupported(error) }

@@ -42,6 +42,10 @@ public final class SyncEngine {
     /// After a failure, no new attempt before this instant.
     private var retryAfter: ContinuousClock.Instant?
     private var failureStreak = 0
+    /// The kernel side as the notifications say it is; nil: read it.
+    private var known: KernelSnapshot?
+    /// Our last batch's NEWGEN has not been seen yet (its generation is unknown).
+    private var awaitingOwnCommit = false
     private var latencies = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
 
     public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
@@ -99,7 +103,21 @@ public final class SyncEngine {
         for event in events {
             switch event {
             case .commit(let commit):
-                guard commit.pid != ownPID else { continue }
+                if commit.pid == ownPID {
+                    if awaitingOwnCommit, known != nil {
+                        known?.generation = commit.generation
+                        awaitingOwnCommit = false
+                    }
+                    continue
+                }
+                if awaitingOwnCommit || commit.tables.contains(FlowctlNames.table) {
+                    known = nil
+                } else {
+                    // Another table changed: ours is as we left it; a later
+                    // forward chain may have appeared, so those are read again.
+                    known?.generation = commit.generation
+                    known?.laterForwardChains = nil
+                }
                 metrics.events(kind: "nftables")
                 statistics.events += 1
                 if commit.tables.contains(FlowctlNames.table) {
@@ -111,6 +129,7 @@ public final class SyncEngine {
                 markPending(at: instant)
             case .lost(let reason):
                 metrics.events(kind: "lost")
+                known = nil
                 requestResync("nftables notifications lost: \(reason)")
                 markPending(at: instant)
             }
@@ -118,6 +137,7 @@ public final class SyncEngine {
     }
 
     public func requestResync(_ reason: String) {
+        known = nil
         if resyncReason == nil { resyncReason = reason }
     }
 
@@ -189,9 +209,17 @@ public final class SyncEngine {
         guard let topology else { throw KernelError(operation: "reconcile", errno: 0, reason: "no topology yet") }
         let previous = lastOutcome?.plan
         let reconciler = Reconciler(topology: FixedTopologySource(topology), backend: backend)
+        let cached = awaitingOwnCommit ? nil : known
+        known = nil
         do {
-            let outcome = try reconciler.reconcile(intent: intent, required: required)
+            let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached)
             record(outcome, previous: previous)
+            // What the kernel has now, for the next pass; the generation of
+            // our own commit arrives with its notification.
+            known = KernelSnapshot(generation: outcome.generation, table: outcome.predictedTable,
+                                   laterForwardChains: outcome.laterForwardChains)
+            if outcome.predictedTable == nil && outcome.applied { known = nil }
+            awaitingOwnCommit = outcome.applied && known != nil
             return outcome
         } catch {
             if logger.logLevel <= .debug, let batch = try? Differ().diff(
@@ -231,6 +259,8 @@ public final class SyncEngine {
         let result = try IntentTransaction.run(store: store, reconciler: reconciler, required: required, edit)
         intent = result.intent
         record(result.outcome, previous: previous)
+        known = nil
+        awaitingOwnCommit = false
         pending = false
         resyncReason = nil
         return result

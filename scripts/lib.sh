@@ -7,7 +7,7 @@ FLOWCTL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # What building, testing and the lab need (the lab sees the host's programs).
 FLOWCTL_APT_PACKAGES=(
     libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev pkg-config
-    nftables iproute2 conntrack xz-utils iputils-ping socat kmod curl
+    nftables iproute2 conntrack xz-utils iputils-ping socat kmod curl jq
 )
 
 flowctl_say() { printf '==> %s\n' "$*" >&2; }

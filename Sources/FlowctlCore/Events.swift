@@ -57,17 +57,9 @@ extension Topology {
         case .link(var link):
             // Events do not carry ethtool features: keep what the dump read.
             if link.hwTCOffload == nil { link.hwTCOffload = self.link(index: link.index)?.hwTCOffload }
-            var updated = links.filter { $0.index != link.index }
-            updated.append(link)
-            self = Topology(links: updated, routes: routes)
+            upsert(link)
         case .linkRemoved(let index, _):
-            // Routes through a removed device are gone with it.
-            let remaining = routes.compactMap { route -> Route? in
-                var route = route
-                route.outputIndices.removeAll { $0 == index }
-                return route.outputIndices.isEmpty ? nil : route
-            }
-            self = Topology(links: links.filter { $0.index != index }, routes: remaining)
+            remove(index: index)
         case .routesChanged, .lost:
             break
         }

@@ -139,8 +139,10 @@ public struct Planner: Sendable {
 
         let devices = reasons.keys.sorted().map { device -> PlannedDevice in
             let link = topology.link(named: device)!
+            let found = reasons[device]!
             return PlannedDevice(name: device, kind: link.kind, hwTCOffload: link.hwTCOffload,
-                                 reasons: Array(Set(reasons[device]!)).sorted { $0.description < $1.description })
+                                 reasons: found.count == 1 ? found
+                                     : Array(Set(found)).sorted { $0.description < $1.description })
         }
         let offload = try decideOffload(intent: intent, devices: devices)
 
@@ -232,6 +234,10 @@ public struct Planner: Sendable {
     /// everything else is itself. The kernel's forward-path walk
     /// (dev_fill_forward_path) handles the VLAN and bridge layers above them.
     func realDevices(of link: Link, in topology: Topology, seen: Set<Int32> = []) -> [Link] {
+        switch link.kind {
+        case .vlan, .bridge, .loopback: break
+        default: return [link]  // the common case: a port is its own real device
+        }
         if seen.contains(link.index) { return [] }
         let seen = seen.union([link.index])
         switch link.kind {

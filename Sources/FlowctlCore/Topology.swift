@@ -173,6 +173,39 @@ public struct Topology: Hashable, Sendable, Codable {
     public func link(named name: String) -> Link? { byName[name].map { links[$0] } }
 
     /// Devices enslaved to `master` (bridge ports, bond slaves).
+    /// Adds or replaces one link, keeping the order and the indexes (the
+    /// daemon does this for every RTM_NEWLINK, so it must not rebuild).
+    public mutating func upsert(_ link: Link) {
+        if let position = byIndex[link.index] {
+            let old = links[position]
+            links[position] = link
+            if old.name != link.name {
+                if byName[old.name] == position { byName[old.name] = nil }
+                byName[link.name] = position
+            }
+        } else if let last = links.last, last.index > link.index {
+            var updated = links
+            updated.append(link)
+            self = Topology(links: updated, routes: routes)
+        } else {
+            links.append(link)
+            byIndex[link.index] = links.count - 1
+            byName[link.name] = links.count - 1
+        }
+    }
+
+    /// Removes one link (and the routes that only went through it).
+    public mutating func remove(index: Int32) {
+        guard byIndex[index] != nil else { return }
+        let remaining = routes.compactMap { route -> Route? in
+            guard route.outputIndices.contains(index) else { return route }
+            var route = route
+            route.outputIndices.removeAll { $0 == index }
+            return route.outputIndices.isEmpty ? nil : route
+        }
+        self = Topology(links: links.filter { $0.index != index }, routes: remaining)
+    }
+
     public func ports(of master: Link) -> [Link] {
         links.filter { $0.masterIndex == master.index }
     }

@@ -73,11 +73,35 @@ public final class RtnetlinkMonitor: TopologyEventSource {
             }
             pending.append(removed ? .linkRemoved(index: link.index, name: link.name) : .link(link))
         case Self.RTM_NEWROUTE, Self.RTM_DELROUTE:
-            if pending.last != .routesChanged { pending.append(.routesChanged) }
+            // Only default routes decide uplinks. A device coming up brings
+            // IPv6 link-local and multicast routes; those must not cost a resync.
+            var box = ParsedRoute()
+            withUnsafeMutablePointer(to: &box) { pointer in
+                _ = nl_msg_parse(message, rtnetlinkMonitorParseRoute, UnsafeMutableRawPointer(pointer))
+            }
+            guard box.decoded else {
+                pending.append(.lost(reason: "undecodable route message"))
+                return
+            }
+            if box.isDefault, pending.last != .routesChanged { pending.append(.routesChanged) }
         default:
             break
         }
     }
+}
+
+private struct ParsedRoute {
+    var decoded = false
+    var isDefault = false
+}
+
+private func rtnetlinkMonitorParseRoute(_ object: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let object, let context else { return }
+    let box = context.assumingMemoryBound(to: ParsedRoute.self)
+    box.pointee.decoded = true
+    // Any type (a default route turning unreachable matters too), any table but local.
+    let dst = rtnl_route_get_dst(object)
+    box.pointee.isDefault = (dst == nil || nl_addr_get_prefixlen(dst) == 0) && rtnl_route_get_table(object) != 255
 }
 
 private struct ParsedLink {

@@ -43,6 +43,13 @@ let package = Package(
         .target(
             name: "FlowctlTraffic",
             dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
+        // Benchmark scenarios: TOML files -> topology, modes, traffic -> runs -> report.
+        .target(
+            name: "FlowctlBench",
+            dependencies: [
+                "FlowctlCore",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]),
         // The long-running service: event loop over rtnetlink and nftables
         // notifications, control socket, metrics.
         .target(
@@ -59,7 +66,7 @@ let package = Package(
         .target(
             name: "FlowctlCLI",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic", "FlowctlDaemon",
+                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic", "FlowctlDaemon", "FlowctlBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
@@ -70,6 +77,7 @@ let package = Package(
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlBenchTests", dependencies: ["FlowctlBench"]),
         .testTarget(name: "FlowctlTrafficTests", dependencies: ["FlowctlTraffic"]),
         .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
     ]

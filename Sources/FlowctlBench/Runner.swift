@@ -1,0 +1,298 @@
+import Foundation
+
+/// Runs a scenario: builds its topology, then for each repetition runs
+/// every mode (in a rotating order, so no mode always goes first), each
+/// run being: configure the mode, start the sink in the destination
+/// namespace, run the sender in the source namespace, read both results,
+/// undo the mode. Tears everything down at the end, on failure, and on
+/// Ctrl-C. The generators are `flowctl traffic ...` processes, one per
+/// namespace (never setns in this process).
+public final class BenchRunner {
+    public struct Options {
+        /// The flowctl executable (the generators and `enable` run from it).
+        public var flowctl: String
+        public var repetitions: Int?
+        public var duration: Double?
+        public var progress: (String) -> Void
+        public init(flowctl: String, repetitions: Int? = nil, duration: Double? = nil,
+                    progress: @escaping (String) -> Void) {
+            self.flowctl = flowctl
+            self.repetitions = repetitions
+            self.duration = duration
+            self.progress = progress
+        }
+    }
+
+    public enum RunError: Error, CustomStringConvertible {
+        case step(String, String)
+        case generator(String, String)
+        case interrupted
+        public var description: String {
+            switch self {
+            case .step(let command, let output): "`\(command)` failed: \(output)"
+            case .generator(let what, let output): "\(what) failed: \(output)"
+            case .interrupted: "interrupted; the topology was torn down"
+            }
+        }
+    }
+
+    let scenario: Scenario
+    let plan: TopologyPlan
+    let options: Options
+    let stateDir: String
+    nonisolated(unsafe) static var interrupted = false
+
+    public init(scenario: Scenario, options: Options) throws {
+        self.scenario = scenario
+        self.plan = try TopologyPlan(scenario)
+        self.options = options
+        stateDir = NSTemporaryDirectory() + "flowctl-bench-\(getpid())"
+    }
+
+    /// Runs every mode `repetitions` times; always tears down.
+    public func run() throws -> ScenarioResult {
+        Self.interrupted = false
+        signal(SIGINT) { _ in BenchRunner.interrupted = true }
+        signal(SIGTERM) { _ in BenchRunner.interrupted = true }
+        defer {
+            tearDown()
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
+        tearDown()  // leftovers of an earlier run that was killed
+        options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
+        for step in plan.setup { try sh(step) }
+        try sh(TopologyPlan.Step(["nft", "-f", "-"], input: Self.baseRules))
+
+        let repetitions = options.repetitions ?? scenario.repetitions
+        var runs: [RunResult] = []
+        for repetition in 0..<repetitions {
+            let rotation = repetition % scenario.modes.count
+            let order = Array(scenario.modes[rotation...] + scenario.modes[..<rotation])
+            for mode in order {
+                if Self.interrupted { throw RunError.interrupted }
+                options.progress("\(scenario.name): repetition \(repetition + 1)/\(repetitions), mode \(mode)")
+                try enable(mode)
+                defer { disable(mode) }
+                var result = try runTraffic(mode: mode, repetition: repetition)
+                result.mode = mode.description
+                runs.append(result)
+                options.progress("  \(mode): \(Format.rate(result.packetsPerSecond)) pps received, loss \(Format.percent(result.lossFraction))"
+                                 + (result.offloadedFraction.map { ", offloaded \(Format.percent($0))" } ?? ""))
+            }
+        }
+        return ScenarioResult(scenario: scenario.name, description: scenario.description,
+                              traffic: scenario.traffic, runs: runs, expect: scenario.expect,
+                              modes: scenario.modes.map(\.description))
+    }
+
+    // MARK: Modes
+
+    /// The slow path's rules, present in every mode: conntrack and a
+    /// forward chain that accepts established flows (as any host firewall).
+    static let baseRules = """
+        table inet fb_base {
+            chain forward {
+                type filter hook forward priority filter; policy accept;
+                ct state established,related counter accept
+                ct state new counter accept
+            }
+        }
+        """
+
+    func enable(_ mode: Scenario.Mode) throws {
+        switch mode {
+        case .slow:
+            break
+        case .flowctl:
+            for bridge in scenario.bridges {
+                try sh(TopologyPlan.Step([options.flowctl, "enable", bridge.name, "--state-dir", stateDir,
+                                          "--control-socket", stateDir + "/no-daemon.sock"]))
+            }
+        case .nftFile(let path):
+            try sh(TopologyPlan.Step(["nft", "-f", path]))
+        }
+    }
+
+    func disable(_ mode: Scenario.Mode) {
+        switch mode {
+        case .slow:
+            break
+        case .flowctl:
+            for bridge in scenario.bridges {
+                _ = try? Self.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
+                                   "--control-socket", stateDir + "/no-daemon.sock"])
+            }
+        case .nftFile(let path):
+            // Delete the tables the file declares.
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                for line in text.split(separator: "\n") {
+                    let words = line.split(separator: " ")
+                    if words.count >= 3, words[0] == "table" {
+                        _ = try? Self.run(["nft", "delete", "table", String(words[1]), String(words[2])])
+                    }
+                }
+            }
+        }
+        _ = try? Self.run(["conntrack", "-F"])
+    }
+
+    func tearDown() {
+        for step in plan.teardown { _ = try? Self.run(step.argv, input: step.input) }
+        _ = try? Self.run(["nft", "delete", "table", "inet", "fb_base"])
+        for bridge in scenario.bridges {
+            _ = try? Self.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
+                               "--control-socket", stateDir + "/no-daemon.sock"])
+        }
+        try? FileManager.default.removeItem(atPath: stateDir)
+    }
+
+    // MARK: Traffic
+
+    func runTraffic(mode: Scenario.Mode, repetition: Int) throws -> RunResult {
+        let traffic = scenario.traffic
+        let duration = options.duration ?? traffic.duration
+        guard let fromNS = plan.namespaces[traffic.from], let toNS = plan.namespaces[traffic.to] else {
+            throw RunError.step("traffic", "unknown endpoint")
+        }
+        let destination = traffic.address ?? plan.addresses[traffic.to]?.first ?? ""
+        let port = 9000 + repetition % 1000
+        let target = destination.contains(":") ? "[\(destination)]:\(port)" : "\(destination):\(port)"
+        let ready = stateDir + "/sink-ready-\(repetition)-\(mode.description.hashValue)"
+        try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        let (sinkCommand, sendCommand) = Self.generatorCommands(traffic: traffic, target: target, port: port,
+                                                                duration: duration, readyFile: ready)
+        let sink = try Background(["ip", "netns", "exec", toNS, options.flowctl, "traffic"] + sinkCommand)
+        defer { sink.terminate() }
+        // Wait for the sink to be listening.
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: ready) {
+            if Date() > deadline || !sink.isRunning {
+                throw RunError.generator("the sink in \(toNS)", sink.finish().stderr)
+            }
+            usleep(20_000)
+        }
+        let cpuBefore = CPUSample.read()
+        let sender = try Background(["ip", "netns", "exec", fromNS, options.flowctl, "traffic"] + sendCommand)
+        // Halfway through, how many flows does conntrack show offloaded?
+        usleep(useconds_t(min(duration / 2, 5) * 1_000_000))
+        let offloaded = OffloadSample.read()
+        let sent = sender.finish()
+        let cpuAfter = CPUSample.read()
+        guard sent.status == 0 else { throw RunError.generator("the sender in \(fromNS)", sent.stderr) }
+        sink.interrupt()  // the sink stops at once and reports
+        let received = sink.finish()
+        guard received.status == 0 else { throw RunError.generator("the sink in \(toNS)", received.stderr) }
+        var result = try RunResult.from(sender: sent.stdout, sink: received.stdout, kind: traffic.kind)
+        result.cpuSeconds = cpuAfter.busySeconds - cpuBefore.busySeconds
+        result.offloadedFraction = mode == .slow ? nil : offloaded.fraction
+        return result
+    }
+
+    /// The `flowctl traffic` arguments of the sink and the sender.
+    static func generatorCommands(traffic: Scenario.Traffic, target: String, port: Int, duration: Double,
+                                  readyFile: String) -> (sink: [String], sender: [String])
+    {
+        let seconds = String(format: "%.3f", duration)
+        let sinkSeconds = String(format: "%.3f", duration + 30)
+        switch traffic.kind {
+        case .udp:
+            return (["udp-sink", "--port", "\(port)", "--duration", sinkSeconds, "--idle-timeout", "2",
+                     "--ready-file", readyFile],
+                    ["udp-send", "--to", target, "--size", "\(traffic.size)", "--flows", "\(traffic.flows)",
+                     "--duration", seconds])
+        case .tcpBulk:
+            return (["tcp-sink", "--port", "\(port)", "--ready-file", readyFile],
+                    ["tcp-send", "--to", target, "--streams", "\(traffic.flows)", "--duration", seconds])
+        case .tcpCRR:
+            return (["crr-server", "--port", "\(port)", "--ready-file", readyFile],
+                    ["crr-client", "--to", target, "--workers", "\(traffic.flows)", "--duration", seconds])
+        case .rr:
+            return (["rr-server", "--port", "\(port)", "--ready-file", readyFile],
+                    ["rr-client", "--to", target, "--connections", "\(traffic.flows)", "--duration", seconds])
+        }
+    }
+
+    // MARK: Processes
+
+    func sh(_ step: TopologyPlan.Step) throws {
+        let result = try Self.run(step.argv, input: step.input)
+        guard result.status == 0 else {
+            throw RunError.step(step.description, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ argv: [String], input: String? = nil) throws -> Output {
+        let process = try Background(argv, input: input)
+        return process.finish()
+    }
+}
+
+/// A child process with captured output.
+final class Background: @unchecked Sendable {
+    let process = Process()
+    let out = Pipe(), err = Pipe()
+    private var outData = Data(), errData = Data()
+    private let group = DispatchGroup()
+
+    init(_ argv: [String], input: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = argv
+        process.standardOutput = out
+        process.standardError = err
+        let inPipe = Pipe()
+        process.standardInput = inPipe
+        try process.run()
+        group.enter()
+        DispatchQueue.global().async { [self] in outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
+        try? inPipe.fileHandleForWriting.close()
+    }
+
+    var isRunning: Bool { process.isRunning }
+    func interrupt() { if process.isRunning { process.interrupt() } }
+    func terminate() { if process.isRunning { process.terminate() } }
+
+    func finish() -> BenchRunner.Output {
+        process.waitUntilExit()
+        group.wait()
+        return BenchRunner.Output(status: process.terminationStatus,
+                                  stdout: String(decoding: outData, as: UTF8.self),
+                                  stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// System-wide busy CPU time from /proc/stat (user, nice, system, irq, softirq).
+struct CPUSample {
+    var busySeconds: Double
+    static func read() -> CPUSample {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else {
+            return CPUSample(busySeconds: 0)
+        }
+        let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard values.count >= 7 else { return CPUSample(busySeconds: 0) }
+        let ticks = values[0] + values[1] + values[2] + values[5] + values[6]
+        return CPUSample(busySeconds: ticks / Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
+}
+
+/// Conntrack entries with [OFFLOAD] among all, from `conntrack -L`.
+struct OffloadSample {
+    var entries: Int
+    var offloaded: Int
+    var fraction: Double? { entries == 0 ? nil : Double(offloaded) / Double(entries) }
+    static func read() -> OffloadSample {
+        guard let output = try? BenchRunner.run(["conntrack", "-L"]) else { return OffloadSample(entries: 0, offloaded: 0) }
+        let lines = output.stdout.split(separator: "\n").filter { $0.contains("udp") || $0.contains("tcp") }
+        return OffloadSample(entries: lines.count, offloaded: lines.filter { $0.contains("OFFLOAD") }.count)
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+
+/// A scenario's topology as the iproute2/nft commands that build it and
+/// the ones that take it down, in order. Pure: tested without root. Every
+/// namespace and device name is derived from the scenario, prefixed so
+/// teardown removes exactly what setup made.
+public struct TopologyPlan: Hashable, Sendable {
+    public struct Step: Hashable, Sendable, CustomStringConvertible {
+        public var argv: [String]
+        public var input: String?
+        public init(_ argv: [String], input: String? = nil) {
+            self.argv = argv
+            self.input = input
+        }
+        public var description: String { argv.joined(separator: " ") }
+    }
+
+    public var setup: [Step]
+    public var teardown: [Step]
+    /// Namespace of each guest or external name.
+    public var namespaces: [String: String]
+    /// Addresses (without prefix length) of each guest or external name.
+    public var addresses: [String: [String]]
+    /// Host-side devices a hand-written flowtable would list: ports and uplinks.
+    public var realDevices: [String]
+
+    public static let prefix = "fb-"
+
+    public enum PlanError: Error, CustomStringConvertible {
+        case unsupported(String)
+        public var description: String {
+            switch self { case .unsupported(let what): "scenario not supported by the runner: \(what)" }
+        }
+    }
+
+    static func namespace(_ name: String) -> String { prefix + name }
+
+    /// Host-side device names, at most 15 bytes.
+    static func device(_ kind: String, _ name: String) -> String { String((kind + "-" + name).prefix(15)) }
+
+    /// `base` with `offset` added to its last IPv4 byte or IPv6 group.
+    static func offset(_ prefix: String, by offset: Int) -> String {
+        guard offset > 0 else { return prefix }
+        let parts = prefix.split(separator: "/")
+        let host = String(parts[0])
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 {
+            let value = UInt32(bigEndian: v4.s_addr) &+ UInt32(offset)
+            v4.s_addr = value.bigEndian
+            var buffer = [CChar](repeating: 0, count: 64)
+            inet_ntop(AF_INET, &v4, &buffer, 64)
+            return String(cString: buffer) + (parts.count > 1 ? "/\(parts[1])" : "")
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            withUnsafeMutableBytes(of: &v6) { bytes in
+                let value = (UInt16(bytes[14]) << 8 | UInt16(bytes[15])) &+ UInt16(offset)
+                bytes[14] = UInt8(value >> 8)
+                bytes[15] = UInt8(value & 0xff)
+            }
+            var buffer = [CChar](repeating: 0, count: 64)
+            inet_ntop(AF_INET6, &v6, &buffer, 64)
+            return String(cString: buffer) + (parts.count > 1 ? "/\(parts[1])" : "")
+        }
+        return prefix
+    }
+
+    static func isIPv6(_ address: String) -> Bool { address.contains(":") }
+
+    public init(_ scenario: Scenario) throws {
+        var setup: [Step] = [
+            Step(["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+            Step(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]),
+        ]
+        var teardown: [Step] = []
+        var namespaces: [String: String] = [:]
+        var addresses: [String: [String]] = [:]
+        var realDevices: [String] = []
+
+        for bridge in scenario.bridges {
+            var add = ["ip", "link", "add", bridge.name, "type", "bridge"]
+            if bridge.vlanFiltering { add += ["vlan_filtering", "1"] }
+            setup.append(Step(add))
+            setup.append(Step(["ip", "link", "set", bridge.name, "up"]))
+            for address in bridge.addresses {
+                setup.append(Step(["ip", "addr", "add", address, "dev", bridge.name] + (Self.isIPv6(address) ? ["nodad"] : [])))
+            }
+            for vlan in bridge.vlans {
+                let upper = "\(bridge.name).\(vlan.id)"
+                if bridge.vlanFiltering {
+                    setup.append(Step(["bridge", "vlan", "add", "dev", bridge.name, "vid", "\(vlan.id)", "self"]))
+                }
+                setup.append(Step(["ip", "link", "add", "link", bridge.name, "name", upper, "type", "vlan", "id", "\(vlan.id)"]))
+                setup.append(Step(["ip", "link", "set", upper, "up"]))
+                for address in vlan.addresses {
+                    setup.append(Step(["ip", "addr", "add", address, "dev", upper] + (Self.isIPv6(address) ? ["nodad"] : [])))
+                }
+            }
+            teardown.append(Step(["ip", "link", "del", bridge.name]))
+        }
+
+        for guest in scenario.guests {
+            guard guest.attach == .veth else {
+                throw PlanError.unsupported("guest \(guest.name) is attached by tap; the runner drives veth guests only so far (the tap fd needs a VM process)")
+            }
+            for index in 0..<guest.count {
+                let name = guest.count == 1 ? guest.name : "\(guest.name)\(index)"
+                let ns = Self.namespace(name)
+                let port = Self.device("vnet", name)
+                namespaces[name] = ns
+                setup.append(Step(["ip", "netns", "add", ns]))
+                setup.append(Step(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]))
+                setup.append(Step(["ip", "link", "set", port, "master", guest.bridge]))
+                setup.append(Step(["ip", "link", "set", port, "up"]))
+                if let vid = guest.vlan {
+                    setup.append(Step(["bridge", "vlan", "add", "dev", port, "vid", "\(vid)"]))
+                }
+                realDevices.append(port)
+                let inner = guest.vlan.map { "eth0.\($0)" } ?? "eth0"
+                setup.append(Step(["ip", "-n", ns, "link", "set", "lo", "up"]))
+                setup.append(Step(["ip", "-n", ns, "link", "set", "eth0", "up"]))
+                if let vid = guest.vlan {
+                    setup.append(Step(["ip", "-n", ns, "link", "add", "link", "eth0", "name", inner, "type", "vlan", "id", "\(vid)"]))
+                    setup.append(Step(["ip", "-n", ns, "link", "set", inner, "up"]))
+                }
+                var own: [String] = []
+                for address in guest.addresses {
+                    let shifted = Self.offset(address, by: index)
+                    own.append(String(shifted.split(separator: "/")[0]))
+                    setup.append(Step(["ip", "-n", ns, "addr", "add", shifted, "dev", inner] + (Self.isIPv6(shifted) ? ["nodad"] : [])))
+                }
+                addresses[name] = own
+                if let gateway = guest.gateway {
+                    setup.append(Step(["ip", "-n", ns, "route", "add", "default", "via", gateway]))
+                }
+                if let gateway = guest.gateway6 {
+                    setup.append(Step(["ip", "-n", ns, "-6", "route", "add", "default", "via", gateway]))
+                }
+                teardown.append(Step(["ip", "netns", "del", ns]))
+            }
+            if guest.count > 1 {
+                addresses[guest.name] = (0..<guest.count).flatMap { addresses["\(guest.name)\($0)"] ?? [] }
+            }
+        }
+
+        for external in scenario.externals {
+            let ns = Self.namespace(external.name)
+            let uplink = Self.device("up", external.name)
+            namespaces[external.name] = ns
+            setup.append(Step(["ip", "netns", "add", ns]))
+            setup.append(Step(["ip", "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", ns]))
+            setup.append(Step(["ip", "link", "set", uplink, "up"]))
+            realDevices.append(uplink)
+            let hostSide = external.vlan.map { "\(uplink).\($0)" } ?? uplink
+            if let vid = external.vlan {
+                setup.append(Step(["ip", "link", "add", "link", uplink, "name", hostSide, "type", "vlan", "id", "\(vid)"]))
+                setup.append(Step(["ip", "link", "set", hostSide, "up"]))
+            }
+            for address in external.hostAddresses {
+                setup.append(Step(["ip", "addr", "add", address, "dev", hostSide] + (Self.isIPv6(address) ? ["nodad"] : [])))
+            }
+            let inner = external.vlan.map { "eth0.\($0)" } ?? "eth0"
+            setup.append(Step(["ip", "-n", ns, "link", "set", "lo", "up"]))
+            setup.append(Step(["ip", "-n", ns, "link", "set", "eth0", "up"]))
+            if let vid = external.vlan {
+                setup.append(Step(["ip", "-n", ns, "link", "add", "link", "eth0", "name", inner, "type", "vlan", "id", "\(vid)"]))
+                setup.append(Step(["ip", "-n", ns, "link", "set", inner, "up"]))
+            }
+            var own: [String] = []
+            for address in external.addresses {
+                own.append(String(address.split(separator: "/")[0]))
+                setup.append(Step(["ip", "-n", ns, "addr", "add", address, "dev", inner] + (Self.isIPv6(address) ? ["nodad"] : [])))
+            }
+            addresses[external.name] = own
+            // The host's default route leaves through this uplink: flowctl finds it.
+            for hostAddress in external.hostAddresses {
+                let v6 = Self.isIPv6(hostAddress)
+                if let peer = own.first(where: { Self.isIPv6($0) == v6 }) {
+                    setup.append(Step(["ip"] + (v6 ? ["-6"] : []) + ["route", "replace", "default", "via", peer, "dev", hostSide]))
+                    for route in external.routes where Self.isIPv6(route) == v6 {
+                        setup.append(Step(["ip", "-n", ns] + (v6 ? ["-6"] : []) + ["route", "add", route, "via",
+                                           String(hostAddress.split(separator: "/")[0])]))
+                    }
+                }
+            }
+            if external.masquerade {
+                setup.append(Step(["nft", "-f", "-"], input: """
+                    table ip fb_nat {
+                        chain postrouting {
+                            type nat hook postrouting priority srcnat; policy accept;
+                            oifname "\(hostSide)" masquerade
+                        }
+                    }
+                    """))
+                teardown.append(Step(["nft", "delete", "table", "ip", "fb_nat"]))
+            }
+            teardown.append(Step(["ip", "netns", "del", ns]))
+        }
+        self.setup = setup
+        self.teardown = teardown.reversed()
+        self.namespaces = namespaces
+        self.addresses = addresses
+        self.realDevices = realDevices
+    }
+}

@@ -35,6 +35,8 @@ start_daemon() {
 }
 cleanup() {
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+    ip netns del dvm 2>/dev/null || true
+    ip netns del dext 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -119,6 +121,57 @@ echo "$metrics" | grep -q '^flowctl_resyncs_total' || fail "resync counter missi
 
 step "status through the daemon"
 "$FLOWCTL" status | grep -q "daemon: pid" || fail "status did not come from the daemon"
+
+step "an offloaded flow keeps flowing, without loss, while 100 other ports churn"
+ip netns add dvm
+ip netns add dext
+ip link add vnet9 type veth peer name eth0 netns dvm
+ip link set vnet9 master br0
+ip link set vnet9 up
+ip addr add 198.18.50.1/24 dev br0
+ip netns exec dvm sh -c 'ip link set lo up; ip link set eth0 up; ip addr add 198.18.50.2/24 dev eth0; ip route add default via 198.18.50.1'
+ip link add upx type veth peer name eth0 netns dext
+ip link set upx up
+ip addr add 198.18.51.1/24 dev upx
+ip netns exec dext sh -c 'ip link set lo up; ip link set eth0 up; ip addr add 198.18.51.2/24 dev eth0; ip route add 198.18.50.0/24 via 198.18.51.1'
+ip route replace default via 198.18.51.2 dev upx
+sysctl -qw net.ipv4.ip_forward=1
+wait_for '[ "$(count "^upx$")" -eq 1 ] && [ "$(count "^vnet9$")" -eq 1 ]' 1 || fail "flow path not in the flowtable: $(ft_devices | tr '\n' ' ')"
+ip netns exec dext python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(("198.18.51.2", 7000)); s.settimeout(3)
+seen = set()
+try:
+    while True:
+        data, _ = s.recvfrom(64)
+        seen.add(int(data))
+except socket.timeout:
+    pass
+print(len(seen))
+' > "$work/received" &
+sink=$!
+sleep 0.5
+ip netns exec dvm python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.50.2", 7001))
+for i in range(3000):
+    s.sendto(b"%d" % i, ("198.18.51.2", 7000))
+    time.sleep(0.001)
+' &
+sender=$!
+sleep 0.5
+conntrack -L 2>/dev/null | grep 7000 | grep -q OFFLOAD || fail "the UDP flow is not offloaded"
+i=0; while [ $i -lt 100 ]; do ip link add "ch$i" master br0 up type dummy; i=$((i + 1)); done
+i=0; while [ $i -lt 100 ]; do ip link del "ch$i"; i=$((i + 1)); done
+wait $sender
+wait $sink
+received=$(cat "$work/received")
+[ "$received" -eq 3000 ] || fail "the offloaded flow lost packets during the churn: $received of 3000 received"
+conntrack -L 2>/dev/null | grep 7000 | grep -q OFFLOAD || fail "the flow is no longer offloaded after the churn"
+echo "3000 of 3000 datagrams arrived while 100 ports were added and removed"
 
 step "SIGTERM: the fast path stays"
 kill -TERM "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true

@@ -1,0 +1,219 @@
+import FlowctlCore
+import FlowctlTesting
+import Foundation
+import XCTest
+
+/// The host tier: real kernel objects in a fresh network namespace per
+/// test, driven through child processes (flowctl-kit, flowctl) inside it.
+/// Needs root; fails loudly without it. This host's kernel has no
+/// flowtables and no 802.1Q: those are the lab tier's.
+class HostTestCase: XCTestCase {
+    var kit: String { Subprocess.product("flowctl-kit") }
+    var flowctl: String { Subprocess.product("flowctl") }
+
+    override func setUpWithError() throws {
+        guard geteuid() == 0 else {
+            throw HostTierError.notRoot
+        }
+        for tool in [kit, flowctl] where !FileManager.default.isExecutableFile(atPath: tool) {
+            XCTFail("\(tool) is not built: run swift build first")
+        }
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ result: ProcessResult) throws -> T {
+        XCTAssertEqual(result.status, 0, "\(result)")
+        return try JSONDecoder().decode(T.self, from: Data(result.stdout.utf8))
+    }
+}
+
+enum HostTierError: Error, CustomStringConvertible {
+    case notRoot
+    var description: String { "the host tier needs root (network namespaces, nftables): run scripts/test as root" }
+}
+
+final class DiscoveryTests: HostTestCase {
+    func testBridgeVethTapRoutesAreDiscovered() throws {
+        let ns = try TestNamespace()
+        try ns.sh("""
+            ip link add br0 type bridge
+            ip link add vnet0 type veth peer name guest0
+            ip link set vnet0 master br0
+            ip tuntap add dev tap0 mode tap
+            ip link set tap0 master br0
+            ip link add up0 type veth peer name ext0
+            ip link set up0 mtu 9000
+            ip link set br0 up; ip link set vnet0 up; ip link set guest0 up; ip link set up0 up; ip link set ext0 up
+            ip addr add 198.18.0.1/24 dev up0
+            ip route add default via 198.18.0.2 dev up0
+            ip -6 addr add 2001:2::1/64 dev up0 nodad
+            ip -6 route add default via 2001:2::2 dev up0
+            ip route add 198.19.0.0/16 via 198.18.0.3 table 100
+            """)
+        let topology = try decode(Topology.self, try ns.run([kit, "topology"]))
+        let br0 = try XCTUnwrap(topology.link(named: "br0"))
+        XCTAssertEqual(br0.kind, .bridge)
+        let vnet0 = try XCTUnwrap(topology.link(named: "vnet0"))
+        XCTAssertEqual(vnet0.kind, .veth)
+        XCTAssertEqual(vnet0.masterIndex, br0.index)
+        XCTAssertTrue(vnet0.isUp)
+        let tap0 = try XCTUnwrap(topology.link(named: "tap0"))
+        XCTAssertEqual(tap0.kind, .tun)
+        XCTAssertEqual(tap0.masterIndex, br0.index)
+        XCTAssertFalse(tap0.isRunning, "a tap without a reader has no carrier")
+        XCTAssertEqual(topology.ports(of: br0).map(\.name).sorted(), ["tap0", "vnet0"])
+        let up0 = try XCTUnwrap(topology.link(named: "up0"))
+        XCTAssertEqual(up0.mtu, 9000)
+        XCTAssertEqual(up0.hwTCOffload, false, "virtual devices never offload in hardware")
+        XCTAssertEqual(try XCTUnwrap(topology.link(named: "lo")).kind, .loopback)
+
+        let defaults = topology.routes.filter { $0.prefixLength == 0 }
+        XCTAssertEqual(Set(defaults.map(\.family)), [.ipv4, .ipv6])
+        XCTAssertTrue(defaults.allSatisfy { $0.outputIndices == [up0.index] && $0.table == Route.mainTable })
+        let other = try XCTUnwrap(topology.routes.first { $0.table == 100 })
+        XCTAssertEqual(other.destination, "198.19.0.0/16")
+        XCTAssertEqual(other.outputIndices, [up0.index])
+
+        // What the planner makes of it: the real ports and the uplink.
+        let plan = try Planner().plan(intent: Intent(bridges: ["br0": BridgeIntent()]), topology: topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["tap0", "up0", "vnet0"])
+    }
+
+    func testVlanDevicesAreRefusedByThisKernel() throws {
+        // 802.1Q is the lab tier's; this checks the premise, so a kernel
+        // that gains it is noticed (and the VLAN discovery test moves here).
+        let ns = try TestNamespace()
+        try ns.sh("ip link add d0 type veth peer name d1")
+        let result = try ns.run(["ip", "link", "add", "link", "d0", "name", "d0.10", "type", "vlan", "id", "10"])
+        XCTAssertNotEqual(result.status, 0, "this kernel has 802.1Q now: move the VLAN discovery test to the host tier")
+    }
+
+    func testConntrackIsRead() throws {
+        let ns = try TestNamespace()
+        try ns.sh("""
+            nft add table inet t
+            nft add chain inet t c '{ type filter hook output priority 0; }'
+            nft add rule inet t c ct state new counter
+            ping -c 1 -W 1 127.0.0.1 >/dev/null
+            """)
+        let summary = try decode(ConntrackSummary.self, try ns.run([kit, "conntrack"]))
+        XCTAssertGreaterThanOrEqual(summary.entries, 1)
+        XCTAssertEqual(summary.offloaded, 0)
+        XCTAssertNotNil(summary.max)
+    }
+}
+
+final class NftablesHostTests: HostTestCase {
+    func batch(_ changes: [NftChange]) throws -> String {
+        String(decoding: try JSONEncoder().encode(NftBatch(table: FlowctlNames.table, changes: changes)), as: UTF8.self)
+    }
+
+    let table = NftChange.addTable(TableSpec(ref: FlowctlNames.table, comment: FlowctlNames.tableComment))
+    let set = NftChange.addSet(InterfaceSetSpec(name: "offload_ifaces", elements: ["br0", "br0.10"]))
+    let chain = NftChange.addChain(ChainSpec(name: "forward", hook: .forward, priority: FlowctlNames.forwardPriority))
+
+    func testTableSetChainRoundTrip() throws {
+        let ns = try TestNamespace()
+        XCTAssertEqual(try ns.run([kit, "nft-apply"], input: try batch([table, set, chain])).status, 0)
+        let dumped = try decode(KernelTable?.self, try ns.run([kit, "nft-dump", "inet", "flowctl"]))
+        let kernel = try XCTUnwrap(dumped)
+        XCTAssertEqual(kernel.comment, FlowctlNames.tableComment)
+        XCTAssertEqual(kernel.sets, [KernelSet(name: "offload_ifaces", keyType: 41, keyLength: 16, elements: ["br0", "br0.10"])])
+        XCTAssertEqual(kernel.chains.map(\.hook), [.forward])
+        XCTAssertEqual(kernel.chains.first?.priority, FlowctlNames.forwardPriority)
+        // nft(8) reads what flowctl wrote.
+        let listed = try ns.run(["nft", "list", "set", "inet", "flowctl", "offload_ifaces"])
+        XCTAssertTrue(listed.stdout.contains("\"br0.10\""), listed.stdout)
+        // Incremental element change.
+        XCTAssertEqual(try ns.run([kit, "nft-apply"], input: try batch([
+            .deleteSetElements(set: "offload_ifaces", elements: ["br0.10"]),
+            .addSetElements(set: "offload_ifaces", elements: ["br1"]),
+        ])).status, 0)
+        let after = try XCTUnwrap(try decode(KernelTable?.self, try ns.run([kit, "nft-dump", "inet", "flowctl"])))
+        XCTAssertEqual(after.sets.first?.elements, ["br0", "br1"])
+    }
+
+    func testStaleGenerationIsRefusedWithERESTART() throws {
+        let ns = try TestNamespace()
+        XCTAssertEqual(try ns.run([kit, "nft-apply"], input: try batch([table])).status, 0)
+        let stale = try ns.run([kit, "nft-apply", "--stale-generation"], input: try batch([set]))
+        XCTAssertEqual(stale.status, 2)
+        XCTAssertTrue(stale.stdout.contains("\"errno\" : \"85\""), stale.stdout)
+        XCTAssertEqual(try ns.run(["nft", "list", "sets"]).stdout.contains("offload_ifaces"), false)
+    }
+
+    func testBatchIsAtomicAndNamesTheRefusedStep() throws {
+        let ns = try TestNamespace()
+        // The set is fine; the flowtable is refused (this kernel has none): nothing stays.
+        let flowtable = NftChange.addFlowtable(FlowtableSpec(name: "fastpath", devices: []))
+        let result = try ns.run([kit, "nft-apply"], input: try batch([table, set, flowtable, chain]))
+        XCTAssertEqual(result.status, 2, "\(result)")
+        XCTAssertTrue(result.stdout.contains("add flowtable inet flowctl fastpath"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("\"errno\" : \"2\""), result.stdout)
+        XCTAssertEqual(try ns.run(["nft", "list", "ruleset"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "")
+    }
+
+    func testDryRunCommitsNothing() throws {
+        let ns = try TestNamespace()
+        XCTAssertEqual(try ns.run([kit, "nft-apply", "--check"], input: try batch([table, set, chain])).status, 0)
+        XCTAssertEqual(try ns.run(["nft", "list", "ruleset"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "")
+    }
+}
+
+/// The CLI on this kernel: clear one-line failures, the host left as it was.
+final class CLIHostTests: HostTestCase {
+    func testEnableFailsCleanlyWithoutFlowtables() throws {
+        let ns = try TestNamespace()
+        try ns.sh("""
+            ip link add br0 type bridge
+            ip link add vnet0 type veth peer name g0
+            ip link set vnet0 master br0
+            ip link set br0 up; ip link set vnet0 up
+            nft add table inet other
+            """)
+        let state = NSTemporaryDirectory() + "flowctl-host-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let before = try ns.run(["nft", "list", "ruleset"]).stdout
+        let result = try ns.run([flowctl, "enable", "br0", "--state-dir", state, "--control-socket", state + "/none"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("flowctl: error: this kernel has no nftables flowtable support"), result.stderr)
+        XCTAssertEqual(try ns.run(["nft", "list", "ruleset"]).stdout, before, "the ruleset must be as it was")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/intent.json"), "no intent stored")
+    }
+
+    func testUnknownDeviceAndNotABridge() throws {
+        let ns = try TestNamespace()
+        try ns.sh("ip link add v0 type veth peer name v1")
+        let state = NSTemporaryDirectory() + "flowctl-host-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let unknown = try ns.run([flowctl, "enable", "br9", "--state-dir", state, "--control-socket", state + "/none"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertEqual(unknown.stderr, "flowctl: error: no such device: br9\n")
+        let veth = try ns.run([flowctl, "enable", "v0", "--state-dir", state, "--control-socket", state + "/none"])
+        XCTAssertEqual(veth.status, 1)
+        XCTAssertEqual(veth.stderr, "flowctl: error: v0 is not a bridge (it is a veth device)\n")
+    }
+
+    func testDoctorNamesTheMissingKernelOptions() throws {
+        let ns = try TestNamespace()
+        let result = try ns.run([flowctl, "doctor"])
+        XCTAssertEqual(result.status, 1, "\(result)")
+        XCTAssertTrue(result.stdout.contains("MISSING flowtables"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("CONFIG_NF_FLOW_TABLE"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("ok      nf_tables inet family"), result.stdout)
+        XCTAssertEqual(try ns.run(["nft", "list", "ruleset"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "",
+                       "probes commit nothing")
+    }
+
+    func testCorruptStateFileIsNamedAndLeftAlone() throws {
+        let ns = try TestNamespace()
+        let state = NSTemporaryDirectory() + "flowctl-host-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try "{ not json".write(toFile: state + "/intent.json", atomically: true, encoding: .utf8)
+        let result = try ns.run([flowctl, "status", "--state-dir", state, "--control-socket", state + "/none"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("\(state)/intent.json is corrupt"), result.stderr)
+        XCTAssertEqual(try String(contentsOfFile: state + "/intent.json", encoding: .utf8), "{ not json")
+    }
+}

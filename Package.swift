@@ -40,9 +40,11 @@ let package = Package(
         .target(name: "FlowctlTesting", dependencies: ["FlowctlCore"]),
         // Traffic generators (UDP, TCP bulk, TCP connect rate, request/response
         // latency, pktgen driver); pure Swift over sockets, one process per namespace.
+        // sendmmsg/recvmmsg for the UDP generator (GNU extensions Glibc does not import).
+        .target(name: "CFlowctlNet"),
         .target(
             name: "FlowctlTraffic",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
+            dependencies: ["CFlowctlNet", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Benchmark scenarios: TOML files -> topology, modes, traffic -> runs -> report.
         .target(
             name: "FlowctlBench",

@@ -1,0 +1,18 @@
+// Batched UDP I/O for the traffic generators: sendmmsg/recvmmsg are GNU
+// extensions that Swift's Glibc module does not import. No pointers are
+// kept: every call works on the caller's buffers and returns.
+#ifndef FLOWCTL_NET_H
+#define FLOWCTL_NET_H
+#include <stddef.h>
+#include <stdint.h>
+
+// Sends `count` datagrams on a connected socket with one sendmmsg call.
+// Datagram i carries `len` bytes of `payload`, with its first 8 bytes (when
+// len >= 8) set to seq + i (little endian). Returns how many were sent, or -errno.
+int flowctl_send_batch(int fd, const uint8_t *payload, size_t len, unsigned count, uint64_t seq);
+
+// Receives up to `count` datagrams with one recvmmsg call (MSG_WAITFORONE).
+// `buffer` holds count slots of `slot` bytes. Writes each datagram's length
+// to lengths[i] and its source port to ports[i]. Returns how many, or -errno.
+int flowctl_recv_batch(int fd, uint8_t *buffer, size_t slot, unsigned count, uint32_t *lengths, uint16_t *ports);
+#endif

@@ -1,0 +1,80 @@
+import ArgumentParser
+import FlowctlTraffic
+import Foundation
+
+/// The built-in generators, each run as its own process inside a network
+/// namespace by `flowctl bench` (`ip netns exec NS flowctl traffic ...`).
+/// Each prints one JSON line with its result on stdout.
+struct TrafficCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "traffic",
+        abstract: "Built-in traffic generators and sinks (used by `flowctl bench`).",
+        subcommands: [UDPSendCommand.self, UDPSinkCommand.self])
+}
+
+func printLine<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}
+
+struct UDPSendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp-send", abstract: "Send UDP datagrams (sendmmsg batches) over several flows.")
+
+    @Option(help: ArgumentHelp("Destination ADDRESS:PORT ([v6]:port for IPv6).", valueName: "addr:port"))
+    var to: String
+    @Option(help: "UDP payload bytes (18 makes 64-byte frames over IPv4, 10 over IPv6).")
+    var size = 18
+    @Option(help: "Flows: sockets with distinct source ports.")
+    var flows = 1
+    @Option(help: "Seconds to send.")
+    var duration = 3.0
+    @Option(help: "Stop after this many packets.")
+    var count: Int?
+    @Option(help: "Packets per second (default: as fast as possible).")
+    var rate: Double?
+    @Option(help: "Datagrams per sendmmsg call.")
+    var batch = 64
+
+    func validate() throws {
+        guard Endpoint(to) != nil else { throw ValidationError("--to \(to) is not ADDRESS:PORT") }
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be 1 to 1024") }
+    }
+
+    func run() throws {
+        try guarded {
+            let sender = UDPSender(target: Endpoint(to)!, size: size, flows: flows, duration: duration, count: count,
+                                   rate: rate, batch: batch)
+            try printLine(try sender.run())
+        }
+    }
+}
+
+nonisolated(unsafe) private var activeSink: UDPSink?
+
+struct UDPSinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp-sink", abstract: "Count UDP datagrams per flow (recvmmsg batches) until idle, timeout or SIGINT.")
+
+    @Option(help: "UDP port to listen on (IPv4 and IPv6).")
+    var port: UInt16 = 9000
+    @Option(help: "Stop after this many seconds.")
+    var duration = 60.0
+    @Option(help: "Stop after this many seconds without packets, once some arrived.")
+    var idleTimeout = 2.0
+    @Option(help: "Create this file once listening.")
+    var readyFile: String?
+
+    func run() throws {
+        try guarded {
+            let sink = try UDPSink(port: port, duration: duration, idleTimeout: idleTimeout)
+            activeSink = sink
+            signal(SIGINT) { _ in activeSink?.stop() }
+            signal(SIGTERM) { _ in activeSink?.stop() }
+            if let readyFile { FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+            FileHandle.standardError.write(Data("ready\n".utf8))
+            try printLine(sink.run())
+        }
+    }
+}

@@ -117,13 +117,13 @@ table inet observe {
     }
 }
 NFT
-observed() { nft list counter inet observe "$1" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+observed() { nft list counter inet observe "$1" | sed -n 's/^[[:space:]]*packets \([0-9]*\).*/\1/p'; }
 reset_counters() { nft reset counters table inet observe >/dev/null; }
 
 # Waits until ext listens on $1 $2 (tcp|udp, port).
 wait_listen() {
     local i=0
-    until ext ss -ln --"$1" | grep -q "[]:]$2 "; do
+    until ext ss -ln --"$1" | grep "[]:]$2 " >/dev/null; do
         i=$((i + 1)); [ $i -lt 100 ] || fail "ext never listened on $1 port $2"
         sleep 0.05
     done
@@ -200,9 +200,9 @@ while [ $SECONDS -lt $deadline ]; do
     for flow in $flows; do
         case " $seen " in *" $flow "*) continue ;; esac
         IFS=/ read -r proto net port <<<"$flow"
-        if printf '%s\n' "$ct" | grep "^$proto " | grep "src=$net" | grep "dport=$port " | grep -q '\[OFFLOAD\]'; then
+        if line=$(printf '%s\n' "$ct" | grep "^$proto " | grep "src=$net" | grep "dport=$port " | grep '\[OFFLOAD\]'); then
             seen="$seen $flow"
-            printf '%s\n' "$ct" | grep "^$proto " | grep "src=$net" | grep "dport=$port " | grep '\[OFFLOAD\]' | head -n 1
+            printf '%s\n' "${line%%$'\n'*}"
         fi
     done
     missing=
@@ -231,8 +231,8 @@ step "(c) flowctl disable br0: flowctl's table is gone, the observer table untou
 "$FLOWCTL" disable br0 || fail "flowctl disable br0 exited $?"
 tables=$(nft list tables | tr '\n' ' ')
 [ "$tables" = "table inet observe " ] || fail "tables after disable: '$tables', expected only 'table inet observe'"
-if nft list flowtables | grep -q flowtable; then fail "a flowtable is left after disable: $(nft list flowtables)"; fi
-nft list chain inet observe observer | grep -q 'counter name "udp4"' || fail "the observer chain was changed by disable"
+if nft list flowtables | grep flowtable >/dev/null; then fail "a flowtable is left after disable: $(nft list flowtables)"; fi
+nft list chain inet observe observer | grep 'counter name "udp4"' >/dev/null || fail "the observer chain was changed by disable"
 
 step "(c) after disable: traffic flows, on the slow path again"
 reset_counters

@@ -57,7 +57,7 @@ wait_for() {
 count() { ft_devices | grep -c "$1" || true; }
 
 step "topology: br0 with one port, uplink up0 with the default route"
-ip link add br0 type bridge
+ip link add br0 address 02:00:00:00:00:01 type bridge  # pinned, as libvirt does: a bridge takes its lowest port MAC otherwise
 ip link add br1 type bridge
 ip link add up0 type dummy
 ip link add p0 type dummy

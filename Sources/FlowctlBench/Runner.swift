@@ -160,8 +160,11 @@ public final class BenchRunner {
         let target = destination.contains(":") ? "[\(destination)]:\(port)" : "\(destination):\(port)"
         let ready = stateDir + "/sink-ready-\(repetition)-\(mode.description.hashValue)"
         try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
-        let (sinkCommand, sendCommand) = Self.generatorCommands(traffic: traffic, target: target, port: port,
+        var (sinkCommand, sendCommand) = Self.generatorCommands(traffic: traffic, target: target, port: port,
                                                                 duration: duration, readyFile: ready)
+        if traffic.generator == .pktgen {
+            sendCommand = try pktgenCommand(destination: destination, port: port, duration: duration)
+        }
         let sink = try Background(["ip", "netns", "exec", toNS, options.flowctl, "traffic"] + sinkCommand)
         defer { sink.terminate() }
         // Wait for the sink to be listening.
@@ -187,6 +190,26 @@ public final class BenchRunner {
         result.cpuSeconds = cpuAfter.busySeconds - cpuBefore.busySeconds
         result.offloadedFraction = mode == .slow ? nil : offloaded.fraction
         return result
+    }
+
+    /// pktgen from the source guest's base device, to its gateway's MAC.
+    func pktgenCommand(destination: String, port: Int, duration: Double) throws -> [String] {
+        let traffic = scenario.traffic
+        guard let guest = scenario.guests.first(where: { $0.name == traffic.from || traffic.from.hasPrefix($0.name) }) else {
+            throw RunError.step("pktgen", "generator \"pktgen\" sends from a guest; \(traffic.from) is not one")
+        }
+        let v6 = destination.contains(":")
+        guard let gateway = v6 ? guest.gateway6 : guest.gateway,
+              let source = plan.addresses[traffic.from]?.first(where: { $0.contains(":") == v6 }) else {
+            throw RunError.step("pktgen", "guest \(guest.name) needs a gateway and an address of the destination's family")
+        }
+        // Payload + UDP + IP + Ethernet + FCS.
+        let frame = traffic.size + 8 + (v6 ? 40 : 20) + 14 + 4
+        var command = ["pktgen", "--device", "eth0", "--to", destination, "--from", source, "--gateway", gateway,
+                       "--size", "\(frame)", "--flows", "\(traffic.flows)", "--duration", String(format: "%.3f", duration),
+                       "--port", "\(port)"]
+        if let vlan = guest.vlan { command += ["--vlan", "\(vlan)"] }
+        return command
     }
 
     /// The `flowctl traffic` arguments of the sink and the sender.

@@ -58,8 +58,16 @@ public struct Scenario: Hashable, Sendable, Codable {
         case rr
     }
 
+    public enum Generator: String, Hashable, Sendable, Codable {
+        /// The built-in user-space generators (sendmmsg, TCP sockets).
+        case socket
+        /// The kernel's pktgen, for rates beyond user space (UDP only).
+        case pktgen
+    }
+
     public struct Traffic: Hashable, Sendable, Codable {
         public var kind: TrafficKind
+        public var generator: Generator = .socket
         public var from: String
         public var to: String
         /// The destination address (default: `to`'s first address of the family).
@@ -383,7 +391,7 @@ struct Reader {
 
         guard let trafficTable = root["traffic"]?.table else { throw fail("missing table [traffic]", table: nil) }
         let t = Context(table: trafficTable, name: "traffic", occurrence: 0,
-                        known: ["kind", "from", "to", "address", "size", "flows", "duration"])
+                        known: ["kind", "generator", "from", "to", "address", "size", "flows", "duration"])
         try checkKeys(t)
         let kindText = try string(t, "kind")!
         guard let kind = Scenario.TrafficKind(rawValue: kindText) else {
@@ -400,10 +408,18 @@ struct Reader {
         if let address = try string(t, "address", required: false), !Self.isTestAddress(address) {
             throw fail("traffic address \(address) is outside 198.18.0.0/15 and 2001:2::/48", key: "address", table: "traffic")
         }
-        let traffic = Scenario.Traffic(
+        let generatorText = try string(t, "generator", required: false) ?? "socket"
+        guard let generator = Scenario.Generator(rawValue: generatorText) else {
+            throw fail("\"generator\" must be \"socket\" or \"pktgen\", found \(quoted(generatorText))", key: "generator", table: "traffic")
+        }
+        if generator == .pktgen, kind != .udp {
+            throw fail("generator \"pktgen\" sends UDP only (kind = \"udp\")", key: "generator", table: "traffic")
+        }
+        var traffic = Scenario.Traffic(
             kind: kind, from: from, to: to, address: try string(t, "address", required: false),
             size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...4096)!,
             duration: try double(t, "duration", default: 3)!)
+        traffic.generator = generator
         guard traffic.duration > 0 && traffic.duration <= 600 else {
             throw fail("\"duration\" must be between 0 and 600 seconds", key: "duration", table: "traffic")
         }

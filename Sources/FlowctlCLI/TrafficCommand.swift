@@ -9,7 +9,7 @@ struct TrafficCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic",
         abstract: "Built-in traffic generators and sinks (used by `flowctl bench`).",
-        subcommands: [UDPSendCommand.self, UDPSinkCommand.self])
+        subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self])
 }
 
 func printLine<T: Encodable>(_ value: T) throws {
@@ -76,5 +76,67 @@ struct UDPSinkCommand: ParsableCommand {
             FileHandle.standardError.write(Data("ready\n".utf8))
             try printLine(sink.run())
         }
+    }
+}
+
+struct PktgenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pktgen", abstract: "Send UDP frames with the kernel's pktgen (this namespace's /proc/net/pktgen).")
+
+    @Option(help: "Device to send from (the base device; use --vlan for tagged frames).")
+    var device: String
+    @Option(help: "Destination address.")
+    var to: String
+    @Option(help: "Source address of the frames.")
+    var from: String?
+    @Option(help: "Destination MAC (default: the --gateway's, from the neighbour table).")
+    var dstMac: String?
+    @Option(help: "Next hop whose MAC the frames go to.")
+    var gateway: String?
+    @Option(help: "Ethernet frame size in bytes, FCS included.")
+    var size = 64
+    @Option(help: "Flows: distinct UDP source ports.")
+    var flows = 1
+    @Option(help: "Seconds to send.")
+    var duration = 3.0
+    @Option(help: "802.1Q id to tag the frames with.")
+    var vlan: UInt16?
+    @Option(help: "UDP destination port.")
+    var port: UInt16 = 9000
+
+    func run() throws {
+        try guarded {
+            var mac = dstMac
+            if mac == nil, let gateway {
+                mac = try neighbourMAC(gateway)
+            }
+            guard let mac else { throw ValidationError("--dst-mac or --gateway is required") }
+            var sender = PktgenSender(device: device, destination: to, destinationMAC: mac, frameSize: size, flows: flows,
+                                      duration: duration, vlanID: vlan, destinationPort: port)
+            sender.source = from
+            try printLine(try sender.run())
+        }
+    }
+
+    /// The MAC of `address`: one ping fills the neighbour table, `ip neigh` reads it.
+    func neighbourMAC(_ address: String) throws -> String {
+        func run(_ argv: [String]) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = argv
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        _ = try run(["ping", "-c", "1", "-W", "1", address])
+        let words = try run(["ip", "neigh", "show", address]).split(separator: " ")
+        guard let index = words.firstIndex(of: "lladdr"), index + 1 < words.count else {
+            throw ValidationError("no MAC address for \(address) in the neighbour table (is it reachable?)")
+        }
+        return String(words[index + 1])
     }
 }

@@ -103,3 +103,88 @@ final class ScenarioTests: XCTestCase {
         assertError(minimal + "\n[run]\nrepetitions = 0\n", line: 13, contains: "\"repetitions\" must be between 1 and 1000")
     }
 }
+
+final class TopologyPlanTests: XCTestCase {
+    func testVlanScenarioBuildsTaggedPortsUppersAndRoutes() throws {
+        let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("vlan.toml").path)
+        XCTAssertEqual(scenario.traffic.generator, .pktgen)
+        let plan = try TopologyPlan(scenario)
+        let steps = plan.setup.map(\.description)
+        XCTAssertTrue(steps.contains("ip link add br0 type bridge vlan_filtering 1"))
+        XCTAssertTrue(steps.contains("bridge vlan add dev br0 vid 10 self"))
+        XCTAssertTrue(steps.contains("ip link add link br0 name br0.10 type vlan id 10"))
+        XCTAssertTrue(steps.contains("bridge vlan add dev vnet-vm1 vid 10"))
+        XCTAssertTrue(steps.contains("ip -n fb-vm1 link add link eth0 name eth0.10 type vlan id 10"))
+        XCTAssertTrue(steps.contains("ip link add link up-ext name up-ext.20 type vlan id 20"))
+        XCTAssertTrue(steps.contains("ip route replace default via 198.18.20.2 dev up-ext.20"))
+        XCTAssertTrue(steps.contains("ip -n fb-ext route add 198.18.10.0/24 via 198.18.20.1"))
+        XCTAssertEqual(plan.realDevices, ["vnet-vm1", "up-ext"], "what the hand-written file lists")
+        XCTAssertEqual(plan.namespaces["vm1"], "fb-vm1")
+        XCTAssertEqual(plan.addresses["ext"], ["198.18.20.2"])
+        // Teardown removes exactly what setup created, namespaces and bridges.
+        let teardown = Set(plan.teardown.map(\.description))
+        XCTAssertEqual(teardown, ["ip netns del fb-vm1", "ip netns del fb-ext", "ip link del br0"])
+    }
+
+    func testContainersGetNumberedNamespacesAndAddresses() throws {
+        let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("containers.toml").path)
+        let plan = try TopologyPlan(scenario)
+        XCTAssertEqual(plan.namespaces.count, 17)
+        XCTAssertEqual(plan.addresses["c0"], ["198.18.4.10"])
+        XCTAssertEqual(plan.addresses["c15"], ["198.18.4.25"])
+        XCTAssertEqual(TopologyPlan.offset("2001:2::ff/64", by: 2), "2001:2::101/64")
+    }
+
+    func testNatAddsMasqueradeAndRemovesIt() throws {
+        let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("nat.toml").path)
+        let plan = try TopologyPlan(scenario)
+        XCTAssertTrue(plan.setup.contains { $0.input?.contains("oifname \"up-ext\" masquerade") ?? false })
+        XCTAssertTrue(plan.teardown.contains { $0.description == "nft delete table ip fb_nat" })
+    }
+
+    func testTapGuestsAreRefusedClearly() throws {
+        let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("taps.toml").path)
+        XCTAssertThrowsError(try TopologyPlan(scenario)) { error in
+            XCTAssertTrue("\(error)".contains("attached by tap"), "\(error)")
+        }
+    }
+
+    func testGeneratorMustBeKnownAndUDPForPktgen() {
+        let base = """
+            name = "t"
+            [[bridge]]
+            name = "br0"
+            [[guest]]
+            name = "vm1"
+            bridge = "br0"
+            [traffic]
+            kind = "tcp-bulk"
+            from = "vm1"
+            to = "vm1"
+            """
+        XCTAssertThrowsError(try Scenario.parse(base + "\ngenerator = \"pktgen\"\n", file: "g.toml")) { error in
+            XCTAssertTrue("\(error)".contains("sends UDP only"), "\(error)")
+        }
+        XCTAssertThrowsError(try Scenario.parse(base + "\ngenerator = \"trex\"\n", file: "g.toml")) { error in
+            XCTAssertEqual((error as? ScenarioError)?.line, 11)
+        }
+    }
+
+    func testRunResultsAreCheckedAndSummarized() throws {
+        XCTAssertThrowsError(try RunResult.from(sender: #"{"packets":10}"#, sink: #"{"packets":11,"activeSeconds":1}"#, kind: .udp))
+        var slow = try RunResult.from(sender: #"{"packets":100,"duration":1}"#, sink: #"{"packets":100,"bytes":6400,"activeSeconds":1}"#, kind: .udp)
+        slow.mode = "slow"
+        var fast = try RunResult.from(sender: #"{"packets":300,"duration":1}"#, sink: #"{"packets":240,"bytes":15360,"activeSeconds":1}"#, kind: .udp)
+        fast.mode = "flowctl"
+        let result = ScenarioResult(scenario: "s", description: "", traffic: Scenario.Traffic(kind: .udp, from: "a", to: "b", size: 18, flows: 1, duration: 1),
+                                    runs: [slow, fast], expect: Scenario.Expectation(minRatio: 1.5), modes: ["slow", "flowctl"])
+        let summaries = result.summaries
+        XCTAssertEqual(summaries.first { $0.mode == "flowctl" }?.ratioToSlow, 2.4)
+        XCTAssertEqual(summaries.first { $0.mode == "flowctl" }?.lossFraction?.median ?? 0, 0.2, accuracy: 1e-9)
+        XCTAssertEqual(result.verdicts, ["flowctl / slow packets/s = 2.40 (expected >= 1.50): met"])
+        let svg = BenchReport.svg(result)
+        XCTAssertTrue(svg.hasPrefix("<svg"))
+        XCTAssertTrue(svg.contains(">flowctl</text>"))
+        XCTAssertTrue(BenchReport.table(result, environment: "test").contains("2.40x"))
+    }
+}

@@ -53,6 +53,10 @@ public struct RunResult: Codable, Sendable, Hashable {
     /// against each other: nothing received that was not sent.
     static func from(sender: String, sink: String, kind: Scenario.TrafficKind) throws -> RunResult {
         let sent = try object(sender), received = try object(sink)
+        if kind == .tcpCRR || kind == .rr, let done = number(sent, ["transactions"]),
+           let answered = number(received, ["transactions"]), done > answered {
+            throw ParseError.inconsistent("the client counted \(Int(done)) transactions, the server answered \(Int(answered))")
+        }
         let packetsSent = number(sent, ["packets", "packetsSent", "sent", "transactions"]) ?? 0
         let packetsReceived = number(received, ["packets", "packetsReceived", "received", "transactions"]) ?? 0
         let bytes = number(received, ["bytes", "bytesReceived"]) ?? 0

@@ -9,7 +9,9 @@ struct TrafficCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic",
         abstract: "Built-in traffic generators and sinks (used by `flowctl bench`).",
-        subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self])
+        subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self, TCPSinkCommand.self,
+                      TCPSendCommand.self, CRRServerCommand.self, CRRClientCommand.self, RRServerCommand.self,
+                      RRClientCommand.self])
 }
 
 func printLine<T: Encodable>(_ value: T) throws {
@@ -138,5 +140,110 @@ struct PktgenCommand: ParsableCommand {
             throw ValidationError("no MAC address for \(address) in the neighbour table (is it reachable?)")
         }
         return String(words[index + 1])
+    }
+}
+
+/// Options every server takes.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "TCP port to listen on (IPv4 and IPv6).")
+    var port: UInt16 = 9000
+    @Option(help: "Stop after this many seconds without connections, once some came.")
+    var idleTimeout = 2.0
+    @Option(help: "Create this file once listening.")
+    var readyFile: String?
+
+    func ready(stop: @escaping @Sendable () -> Void) {
+        stopServer = stop
+        signal(SIGINT) { _ in stopServer?() }
+        signal(SIGTERM) { _ in stopServer?() }
+        if let readyFile { FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+        FileHandle.standardError.write(Data("ready\n".utf8))
+    }
+}
+
+nonisolated(unsafe) private var stopServer: (@Sendable () -> Void)?
+
+struct ClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Server ADDRESS:PORT ([v6]:port for IPv6).", valueName: "addr:port"))
+    var to: String
+    @Option(help: "Seconds to run.")
+    var duration = 3.0
+    func validate() throws {
+        guard Endpoint(to) != nil else { throw ValidationError("--to \(to) is not ADDRESS:PORT") }
+    }
+    var endpoint: Endpoint { Endpoint(to)! }
+}
+
+struct TCPSinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tcp-sink", abstract: "Count the bytes of TCP streams.")
+    @OptionGroup var server: ServerOptions
+    func run() throws {
+        try guarded {
+            let sink = try TCPSink(port: server.port, idleTimeout: server.idleTimeout)
+            server.ready { sink.stop() }
+            try printLine(sink.run())
+        }
+    }
+}
+
+struct TCPSendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tcp-send", abstract: "Bulk TCP streams.")
+    @OptionGroup var client: ClientOptions
+    @Option(help: "Parallel streams.")
+    var streams = 1
+    func run() throws {
+        try guarded {
+            try printLine(try TCPBulkSender(target: client.endpoint, streams: streams, duration: client.duration).run())
+        }
+    }
+}
+
+struct CRRServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "crr-server", abstract: "Answer one 64-byte request per connection, then close.")
+    @OptionGroup var server: ServerOptions
+    func run() throws {
+        try guarded {
+            let rr = try RequestResponseServer(port: server.port, persistent: false, idleTimeout: server.idleTimeout)
+            server.ready { rr.stop() }
+            try printLine(rr.run())
+        }
+    }
+}
+
+struct CRRClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "crr-client", abstract: "Connect, request, response, close: flow setup rate.")
+    @OptionGroup var client: ClientOptions
+    @Option(help: "Concurrent workers.")
+    var workers = 1
+    func run() throws {
+        try guarded {
+            try printLine(try RequestResponseClient(target: client.endpoint, workers: workers, duration: client.duration,
+                                                    persistent: false).run())
+        }
+    }
+}
+
+struct RRServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rr-server", abstract: "Answer 64-byte requests on persistent connections.")
+    @OptionGroup var server: ServerOptions
+    func run() throws {
+        try guarded {
+            let rr = try RequestResponseServer(port: server.port, persistent: true, idleTimeout: server.idleTimeout)
+            server.ready { rr.stop() }
+            try printLine(rr.run())
+        }
+    }
+}
+
+struct RRClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rr-client", abstract: "Request/response latency percentiles (HdrHistogram).")
+    @OptionGroup var client: ClientOptions
+    @Option(help: "Persistent connections, one worker each.")
+    var connections = 1
+    func run() throws {
+        try guarded {
+            try printLine(try RequestResponseClient(target: client.endpoint, workers: connections, duration: client.duration,
+                                                    persistent: true).run())
+        }
     }
 }

@@ -49,6 +49,23 @@ public struct RunResult: Codable, Sendable, Hashable {
         return nil
     }
 
+    /// Several senders' results as one: counts summed, the longest duration.
+    static func combine(_ outputs: [String]) throws -> String {
+        guard outputs.count > 1 else { return outputs.first ?? "{}" }
+        var total: [String: Double] = [:]
+        for output in outputs {
+            for (key, value) in try object(output) {
+                guard let number = (value as? Double) ?? (value as? Int).map(Double.init) else { continue }
+                if ["duration", "seconds", "durationSeconds"].contains(key) {
+                    total[key] = max(total[key] ?? 0, number)
+                } else {
+                    total[key, default: 0] += number
+                }
+            }
+        }
+        return String(decoding: try JSONSerialization.data(withJSONObject: total), as: UTF8.self)
+    }
+
     /// Combines the sender's and the sink's JSON results and checks them
     /// against each other: nothing received that was not sent.
     static func from(sender: String, sink: String, kind: Scenario.TrafficKind) throws -> RunResult {

@@ -152,7 +152,10 @@ public final class BenchRunner {
     func runTraffic(mode: Scenario.Mode, repetition: Int) throws -> RunResult {
         let traffic = scenario.traffic
         let duration = options.duration ?? traffic.duration
-        guard let fromNS = plan.namespaces[traffic.from], let toNS = plan.namespaces[traffic.to] else {
+        // A group of guests (count > 1) sends from every member, the flows shared out.
+        let members = plan.members[traffic.from] ?? [traffic.from]
+        let sources = members.compactMap { plan.namespaces[$0] }
+        guard !sources.isEmpty, sources.count == members.count, let toNS = plan.namespaces[traffic.to] else {
             throw RunError.step("traffic", "unknown endpoint")
         }
         let destination = traffic.address ?? plan.addresses[traffic.to]?.first ?? ""
@@ -176,17 +179,23 @@ public final class BenchRunner {
             usleep(20_000)
         }
         let cpuBefore = CPUSample.read()
-        let sender = try Background(["ip", "netns", "exec", fromNS, options.flowctl, "traffic"] + sendCommand)
+        if sources.count > 1, let index = sendCommand.firstIndex(of: "--flows"), index + 1 < sendCommand.count {
+            sendCommand[index + 1] = "\(max(1, traffic.flows / sources.count))"
+        }
+        let senders = try sources.map { try Background(["ip", "netns", "exec", $0, options.flowctl, "traffic"] + sendCommand) }
         // Halfway through, how many flows does conntrack show offloaded?
         usleep(useconds_t(min(duration / 2, 5) * 1_000_000))
         let offloaded = OffloadSample.read()
-        let sent = sender.finish()
+        let outputs = senders.map { $0.finish() }
         let cpuAfter = CPUSample.read()
-        guard sent.status == 0 else { throw RunError.generator("the sender in \(fromNS)", sent.stderr) }
+        for (index, sent) in outputs.enumerated() where sent.status != 0 {
+            throw RunError.generator("the sender in \(sources[index])", sent.stderr)
+        }
+        let sentJSON = try RunResult.combine(outputs.map(\.stdout))
         sink.interrupt()  // the sink stops at once and reports
         let received = sink.finish()
         guard received.status == 0 else { throw RunError.generator("the sink in \(toNS)", received.stderr) }
-        var result = try RunResult.from(sender: sent.stdout, sink: received.stdout, kind: traffic.kind)
+        var result = try RunResult.from(sender: sentJSON, sink: received.stdout, kind: traffic.kind)
         result.cpuSeconds = cpuAfter.busySeconds - cpuBefore.busySeconds
         result.offloadedFraction = mode == .slow ? nil : offloaded.fraction
         return result

@@ -23,6 +23,8 @@ public struct TopologyPlan: Hashable, Sendable {
     public var addresses: [String: [String]]
     /// Host-side devices a hand-written flowtable would list: ports and uplinks.
     public var realDevices: [String]
+    /// The members of a guest group (count > 1): c -> c0, c1, ...
+    public var members: [String: [String]] = [:]
 
     public static let prefix = "fb-"
 
@@ -76,6 +78,7 @@ public struct TopologyPlan: Hashable, Sendable {
         var namespaces: [String: String] = [:]
         var addresses: [String: [String]] = [:]
         var realDevices: [String] = []
+        var groupMembers: [String: [String]] = [:]
 
         for bridge in scenario.bridges {
             var add = ["ip", "link", "add", bridge.name, "type", "bridge"]
@@ -140,6 +143,7 @@ public struct TopologyPlan: Hashable, Sendable {
             }
             if guest.count > 1 {
                 addresses[guest.name] = (0..<guest.count).flatMap { addresses["\(guest.name)\($0)"] ?? [] }
+                groupMembers[guest.name] = (0..<guest.count).map { "\(guest.name)\($0)" }
             }
         }
 
@@ -201,5 +205,6 @@ public struct TopologyPlan: Hashable, Sendable {
         self.namespaces = namespaces
         self.addresses = addresses
         self.realDevices = realDevices
+        self.members = groupMembers
     }
 }

@@ -44,6 +44,7 @@ struct BenchCommand: ParsableCommand {
         try guarded {
             // Parse everything first: a bad file fails before anything is built.
             let loaded = try scenarios.map { path throws -> Scenario in try Scenario.load(path: path) }
+            for scenario in loaded { _ = try TopologyPlan(scenario) }  // what the runner cannot build, before booting anything
             guard geteuid() == 0 else {
                 throw KernelError(operation: "flowctl bench", errno: KernelError.EPERM,
                                   reason: "needs root (network namespaces, nftables)")

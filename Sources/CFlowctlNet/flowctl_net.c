@@ -57,3 +57,52 @@ int flowctl_recv_batch(int fd, uint8_t *buffer, size_t slot, unsigned count, uin
     }
     return received;
 }
+
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+int flowctl_tap_open(const char *name) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    // With a virtio-net header on every frame, as QEMU uses it: checksum
+    // offload state (CHECKSUM_PARTIAL) and GSO survive the trip.
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+int flowctl_setns_net(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = setns(fd, CLONE_NEWNET);
+    int e = errno;
+    close(fd);
+    return rc < 0 ? -e : 0;
+}
+
+int flowctl_packet_socket(const char *ifname) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (fd < 0) return -errno;
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = (int)if_nametoindex(ifname);
+    if (address.sll_ifindex == 0) { close(fd); return -ENODEV; }
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) { int e = errno; close(fd); return -e; }
+    // What we send on this device must not come back to us (a relay loop).
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0) { int e = errno; close(fd); return -e; }
+    // The same virtio-net header the tap carries (see flowctl_tap_open).
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}

@@ -62,6 +62,14 @@ public final class BenchRunner {
         tearDown()  // leftovers of an earlier run that was killed
         options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
         for step in plan.setup { try sh(step) }
+        var helpers: [Background] = []
+        defer { helpers.forEach { $0.terminate(); _ = $0.finish() } }
+        for helper in plan.helpers {
+            let process = try Background([options.flowctl] + helper)
+            helpers.append(process)
+            usleep(200_000)
+            guard process.isRunning else { throw RunError.step("flowctl " + helper.joined(separator: " "), process.finish().stderr) }
+        }
         try sh(TopologyPlan.Step(["nft", "-f", "-"], input: Self.baseRules))
 
         let repetitions = options.repetitions ?? scenario.repetitions

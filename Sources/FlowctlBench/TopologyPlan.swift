@@ -23,6 +23,9 @@ public struct TopologyPlan: Hashable, Sendable {
     public var addresses: [String: [String]]
     /// Host-side devices a hand-written flowtable would list: ports and uplinks.
     public var realDevices: [String]
+    /// Long-running helpers (tap relays standing in for a VM's NIC): argv
+    /// after `flowctl`, started after setup, killed before teardown.
+    public var helpers: [[String]] = []
     /// The members of a guest group (count > 1): c -> c0, c1, ...
     public var members: [String: [String]] = [:]
 
@@ -102,17 +105,26 @@ public struct TopologyPlan: Hashable, Sendable {
             teardown.append(Step(["ip", "link", "del", bridge.name]))
         }
 
+        var helpers: [[String]] = []
         for guest in scenario.guests {
-            guard guest.attach == .veth else {
-                throw PlanError.unsupported("guest \(guest.name) is attached by tap; the runner drives veth guests only so far (the tap fd needs a VM process)")
-            }
             for index in 0..<guest.count {
                 let name = guest.count == 1 ? guest.name : "\(guest.name)\(index)"
                 let ns = Self.namespace(name)
-                let port = Self.device("vnet", name)
+                let port = Self.device(guest.attach == .tap ? "tap" : "vnet", name)
                 namespaces[name] = ns
                 setup.append(Step(["ip", "netns", "add", ns]))
-                setup.append(Step(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]))
+                switch guest.attach {
+                case .veth:
+                    setup.append(Step(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]))
+                case .tap:
+                    // The port is a tap, as with QEMU; a relay process holds it and
+                    // moves frames to the guest's eth0 (via its veth peer relay0).
+                    setup.append(Step(["ip", "tuntap", "add", "dev", port, "mode", "tap"]))
+                    setup.append(Step(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "relay0"]))
+                    setup.append(Step(["ip", "-n", ns, "link", "set", "relay0", "up"]))
+                    helpers.append(["traffic", "tap-relay", "--tap", port, "--netns", "/run/netns/\(ns)", "--device", "relay0"])
+                    teardown.append(Step(["ip", "link", "del", port]))
+                }
                 setup.append(Step(["ip", "link", "set", port, "master", guest.bridge]))
                 setup.append(Step(["ip", "link", "set", port, "up"]))
                 if let vid = guest.vlan {
@@ -206,5 +218,6 @@ public struct TopologyPlan: Hashable, Sendable {
         self.addresses = addresses
         self.realDevices = realDevices
         self.members = groupMembers
+        self.helpers = helpers
     }
 }

@@ -11,7 +11,7 @@ struct TrafficCommand: ParsableCommand {
         abstract: "Built-in traffic generators and sinks (used by `flowctl bench`).",
         subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self, TCPSinkCommand.self,
                       TCPSendCommand.self, CRRServerCommand.self, CRRClientCommand.self, RRServerCommand.self,
-                      RRClientCommand.self])
+                      RRClientCommand.self, TapRelayCommand.self])
 }
 
 func printLine<T: Encodable>(_ value: T) throws {
@@ -244,6 +244,26 @@ struct RRClientCommand: ParsableCommand {
         try guarded {
             try printLine(try RequestResponseClient(target: client.endpoint, workers: connections, duration: client.duration,
                                                     persistent: true).run())
+        }
+    }
+}
+
+struct TapRelayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tap-relay",
+        abstract: "Stand in for a VM's NIC: relay frames between a host tap and a device in a namespace.")
+    @Option(help: "The host's tap device (a bridge port).")
+    var tap: String
+    @Option(help: "The guest's network namespace (/run/netns/NAME).")
+    var netns: String
+    @Option(help: "The device inside the namespace the guest's side is (a veth end).")
+    var device: String
+
+    func run() throws {
+        try guarded {
+            try TapRelay(tap: tap, namespacePath: netns, guestDevice: device).run {
+                FileHandle.standardError.write(Data("ready\n".utf8))
+            }
         }
     }
 }

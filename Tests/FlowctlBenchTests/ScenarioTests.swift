@@ -142,11 +142,17 @@ final class TopologyPlanTests: XCTestCase {
         XCTAssertTrue(plan.teardown.contains { $0.description == "nft delete table ip fb_nat" })
     }
 
-    func testTapGuestsAreRefusedClearly() throws {
+    func testTapGuestsGetATapPortAndARelay() throws {
         let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("taps.toml").path)
-        XCTAssertThrowsError(try TopologyPlan(scenario)) { error in
-            XCTAssertTrue("\(error)".contains("attached by tap"), "\(error)")
-        }
+        let plan = try TopologyPlan(scenario)
+        let steps = plan.setup.map(\.description)
+        XCTAssertTrue(steps.contains("ip tuntap add dev tap-vm1 mode tap"))
+        XCTAssertTrue(steps.contains("ip link set tap-vm1 master br0"))
+        XCTAssertTrue(steps.contains("ip -n fb-vm1 link add eth0 type veth peer name relay0"))
+        XCTAssertEqual(plan.helpers.first, ["traffic", "tap-relay", "--tap", "tap-vm1", "--netns", "/run/netns/fb-vm1", "--device", "relay0"])
+        XCTAssertEqual(plan.helpers.count, 2)
+        XCTAssertTrue(plan.teardown.contains { $0.description == "ip link del tap-vm1" })
+        XCTAssertEqual(plan.realDevices, ["tap-vm1", "tap-vm2"])
     }
 
     func testGeneratorMustBeKnownAndUDPForPktgen() {

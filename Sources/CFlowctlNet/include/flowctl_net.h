@@ -16,3 +16,14 @@ int flowctl_send_batch(int fd, const uint8_t *payload, size_t len, unsigned coun
 // to lengths[i] and its source port to ports[i]. Returns how many, or -errno.
 int flowctl_recv_batch(int fd, uint8_t *buffer, size_t slot, unsigned count, uint32_t *lengths, uint16_t *ports);
 #endif
+
+#ifndef FLOWCTL_NET_TAP_H
+#define FLOWCTL_NET_TAP_H
+// Attaches to an existing tap device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): returns the fd or -errno.
+int flowctl_tap_open(const char *name);
+// Moves the calling thread into the network namespace at `path` (/run/netns/NAME): 0 or -errno.
+int flowctl_setns_net(const char *path);
+// A raw AF_PACKET socket bound to `ifname` (all protocols, PACKET_VNET_HDR,
+// not seeing its own transmissions): the fd or -errno.
+int flowctl_packet_socket(const char *ifname);
+#endif

@@ -41,9 +41,14 @@ public final class ControlServer {
             throw SetupError.alreadyRunning(path)
         }
         unlink(path)
+        // Bound under a temporary name and published (renamed into place)
+        // once the daemon runs: a client that sees the socket can rely on the
+        // daemon handling SIGTERM and requests.
+        let staging = path + ".starting"
+        unlink(staging)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SetupError.system("control socket", errno) }
-        guard var address = unixAddress(path) else {
+        guard var address = unixAddress(staging) else {
             close(fd)
             throw SetupError.system("control socket path \(path)", ENAMETOOLONG)
         }
@@ -55,10 +60,10 @@ public final class ControlServer {
         guard bound == 0 else {
             let code = errno
             close(fd)
-            throw SetupError.system("bind \(path)", code)
+            throw SetupError.system("bind \(staging)", code)
         }
-        if let allowedGroup { chown(path, getuid(), allowedGroup) }
-        chmod(path, 0o660)
+        if let allowedGroup { chown(staging, getuid(), allowedGroup) }
+        chmod(staging, 0o660)
         guard listen(fd, 16) == 0 else {
             let code = errno
             close(fd)
@@ -67,7 +72,13 @@ public final class ControlServer {
         listener = fd
     }
 
+    /// Makes the socket reachable at its path.
+    public func publish() throws {
+        guard rename(path + ".starting", path) == 0 else { throw SetupError.system("publish \(path)", errno) }
+    }
+
     deinit {
+        unlink(path + ".starting")
         close(listener)
         unlink(path)
     }

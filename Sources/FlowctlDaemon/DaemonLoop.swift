@@ -69,6 +69,12 @@ public final class DaemonLoop: @unchecked Sendable {
     public func run() {
         // Notifications of our own commits name this thread.
         engine.ownPID = currentThreadID()
+        // Signal handlers are installed by now (the service group runs us):
+        // only now may clients find the control socket.
+        do { try control?.publish() } catch {
+            logger.critical("cannot publish the control socket: \(error)")
+            return
+        }
         logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
                                                  "control_socket": "\(control?.path ?? "none")"])
         var descriptors = [

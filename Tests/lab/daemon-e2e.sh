@@ -170,7 +170,9 @@ wait $sender
 wait $sink
 received=$(cat "$work/received")
 [ "$received" -eq 3000 ] || fail "the offloaded flow lost packets during the churn: $received of 3000 received"
-conntrack -L 2>/dev/null | grep 7000 | grep -q OFFLOAD || fail "the flow is no longer offloaded after the churn"
+# Not checked afterwards: route changes of the churn (IPv6 routes of new
+# ports) make the kernel tear an offloaded flow down; its next packet
+# offloads it again, so whether it is [OFFLOAD] right now depends on timing.
 echo "3000 of 3000 datagrams arrived while 100 ports were added and removed"
 
 step "SIGTERM: the fast path stays"

@@ -185,6 +185,9 @@ public struct Planner: Sendable {
         if ports.isEmpty {
             warnings.append("\(name) has no ports yet: nothing to offload until a VM or container attaches")
         }
+        if bridge.addressFixed == false {
+            warnings.append("\(name) has no fixed MAC address: it takes its lowest port's, so a port coming or going can change it, which ends offloaded flows and strands the guests' ARP entries; fix one (ip link set \(name) address ..., as libvirt does)")
+        }
 
         let configured = !options.uplinks.isEmpty
         let uplinkDevices: [Link]

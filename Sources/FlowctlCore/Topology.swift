@@ -84,12 +84,16 @@ public struct Link: Hashable, Sendable, Codable {
     public var hwTCOffload: Bool?
     /// For bridges: VLAN filtering enabled; nil when unknown or not a bridge.
     public var vlanFiltering: Bool?
+    /// For bridges: the MAC address was set explicitly (addr_assign_type
+    /// NET_ADDR_SET). Otherwise a bridge takes its lowest port MAC, which
+    /// changes as ports come and go; nil when unknown or not a bridge.
+    public var addressFixed: Bool?
 
     public init(
         index: Int32, name: String, kind: LinkKind, masterIndex: Int32? = nil,
         lowerIndex: Int32? = nil, vlanID: UInt16? = nil, isUp: Bool = true,
         isRunning: Bool = true, mtu: UInt32 = 1500, hwTCOffload: Bool? = false,
-        vlanFiltering: Bool? = nil
+        vlanFiltering: Bool? = nil, addressFixed: Bool? = nil
     ) {
         self.index = index
         self.name = name
@@ -102,6 +106,7 @@ public struct Link: Hashable, Sendable, Codable {
         self.mtu = mtu
         self.hwTCOffload = hwTCOffload
         self.vlanFiltering = vlanFiltering
+        self.addressFixed = addressFixed
     }
 }
 

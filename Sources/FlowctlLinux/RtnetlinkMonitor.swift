@@ -149,10 +149,20 @@ enum LinkDecoder {
             vlanID: kind == .vlan && rtnl_link_is_vlan(link) != 0 ? UInt16(truncatingIfNeeded: rtnl_link_vlan_get_id(link)) : nil,
             isUp: flags & IFF_UP != 0, isRunning: running, mtu: rtnl_link_get_mtu(link),
             hwTCOffload: nil,
-            vlanFiltering: kind == .bridge ? bridgeVLANFiltering(name) : nil)
+            vlanFiltering: kind == .bridge ? bridgeVLANFiltering(name) : nil,
+            addressFixed: kind == .bridge ? sysfsByte("/sys/class/net/\(name)/addr_assign_type").map { $0 == UInt8(ascii: "3") } : nil)
     }
 
     /// libnl 3.7 does not decode IFLA_BR_VLAN_FILTERING; sysfs has it.
+    /// The first byte of a sysfs attribute.
+    static func sysfsByte(_ path: String) -> UInt8? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 1 ? byte : nil
+    }
+
     static func bridgeVLANFiltering(_ name: String) -> Bool? {
         let fd = open("/sys/class/net/\(name)/bridge/vlan_filtering", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

@@ -282,3 +282,23 @@ final class PlannerTests: XCTestCase {
         XCTAssertFalse(Planner.isValidInterfaceName(".."))
     }
 }
+
+final class BridgeAddressWarningTests: XCTestCase {
+    func topology(fixed: Bool?) -> Topology {
+        Topology(links: [
+            Link(index: 2, name: "eth0", kind: .physical),
+            Link(index: 3, name: "br0", kind: .bridge, addressFixed: fixed),
+            Link(index: 4, name: "vnet0", kind: .tun, masterIndex: 3),
+        ], routes: [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])])
+    }
+
+    func testABridgeWithoutAFixedMACIsWarnedAbout() throws {
+        let intent = Intent(bridges: ["br0": BridgeIntent()])
+        let loose = try Planner().plan(intent: intent, topology: topology(fixed: false))
+        XCTAssertEqual(loose.warnings.count, 1)
+        XCTAssertTrue(loose.warnings[0].hasPrefix("br0 has no fixed MAC address"), loose.warnings[0])
+        XCTAssertEqual(try Planner().plan(intent: intent, topology: topology(fixed: true)).warnings, [])
+        XCTAssertEqual(try Planner().plan(intent: intent, topology: topology(fixed: nil)).warnings, [],
+                       "unknown (no sysfs) is not a warning")
+    }
+}

@@ -22,7 +22,10 @@
 #include <netlink/route/route.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <linux/if_bridge.h>
+#include <linux/neighbour.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 

@@ -46,6 +46,9 @@ struct DaemonCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String?
 
+    @Flag(name: .long, help: "Do not re-evaluate offloaded flows on host changes by itself (`flowctl reevaluate` still does).")
+    var noAutomaticReevaluation = false
+
     func resolvedConfiguration() throws -> DaemonConfiguration {
         var configuration: DaemonConfiguration
         if let config {
@@ -66,6 +69,7 @@ struct DaemonCommand: ParsableCommand {
             configuration.resyncInterval = resyncInterval
         }
         if cleanupOnExit { configuration.cleanupOnExit = true }
+        if noAutomaticReevaluation { configuration.coherenceAutomatic = false }
         if let logLevel { configuration.logLevel = logLevel }
         guard Logger.Level(rawValue: configuration.logLevel) != nil else {
             throw ValidationError("unknown log level \(configuration.logLevel)")
@@ -101,7 +105,8 @@ struct DaemonCommand: ParsableCommand {
             let topologyEvents = try RtnetlinkMonitor()
             let rulesetEvents = try NftablesMonitor()
             let engine = try SyncEngine(topologySource: edges.topology, backend: edges.backend, store: store,
-                                        logger: logger)
+                                        logger: logger, conntrack: edges.conntrack,
+                                        coherence: configuration.coherence)
             let control = try ControlServer(path: configuration.controlSocket, group: configuration.controlGroup,
                                             logger: logger)
             var metricsServer: MetricsServer?

@@ -18,7 +18,13 @@ public enum DiffError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct Differ: Sendable {
     public init() {}
 
-    public func diff(kernel: KernelTable?, desired: DesiredRuleset?, table: TableRef = FlowctlNames.table)
+    /// `reevaluate`: recreate an existing flowtable even when nothing about it
+    /// changed. The kernel tears down every flow of a deleted flowtable, so
+    /// each offloaded flow's next packet meets the current rules and bridge
+    /// state once (its conntrack entry stays); flows still allowed are
+    /// offloaded again at once (see README, Coherence).
+    public func diff(kernel: KernelTable?, desired: DesiredRuleset?, table: TableRef = FlowctlNames.table,
+                     reevaluate: Bool = false)
         throws(DiffError) -> NftBatch
     {
         if let kernel, kernel.comment != FlowctlNames.tableComment {
@@ -51,7 +57,7 @@ public struct Differ: Sendable {
 
         let flowtable = kernel.flowtables.first { $0.name == desired.flowtable.name }
         let recreateFlowtable = flowtable.map {
-            $0.priority != desired.flowtable.priority || $0.hardwareOffload != desired.flowtable.hardwareOffload
+            reevaluate || $0.priority != desired.flowtable.priority || $0.hardwareOffload != desired.flowtable.hardwareOffload
                 || $0.counter != desired.flowtable.counter
         } ?? false
         let set = kernel.sets.first { $0.name == desired.interfaceSet.name }

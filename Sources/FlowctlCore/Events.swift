@@ -8,8 +8,18 @@ public enum TopologyEvent: Hashable, Sendable {
     case link(Link)
     /// RTM_DELLINK.
     case linkRemoved(index: Int32, name: String)
-    /// RTM_NEWROUTE / RTM_DELROUTE: the uplinks may have moved.
-    case routesChanged
+    /// RTM_NEWROUTE / RTM_DELROUTE of a forwarding route; a default route
+    /// moves the uplinks.
+    case route(RouteChange)
+    /// AF_BRIDGE RTM_NEWLINK: a bridge port's (or the bridge's own) VLANs
+    /// and STP state. Not a link: it carries no kind.
+    case bridgePort(index: Int32, BridgePortInfo)
+    /// RTM_NEWVLAN / RTM_DELVLAN on a port or a bridge.
+    case bridgeVLANChanged(index: Int32)
+    /// A bridge FDB entry (AF_BRIDGE RTM_NEWNEIGH / RTM_DELNEIGH) learned on `port`.
+    case fdb(mac: String, port: Int32, removed: Bool)
+    /// An IPv4 or IPv6 neighbour (RTM_NEWNEIGH / RTM_DELNEIGH).
+    case neighbour(index: Int32, address: String, lladdr: String?, removed: Bool)
     /// Notifications were lost (ENOBUFS) or could not be decoded: only a
     /// full dump tells the truth now.
     case lost(reason: String)
@@ -43,6 +53,13 @@ public protocol TopologyEventSource: AnyObject {
     var pollDescriptor: Int32 { get }
     /// Reads every pending event without blocking.
     func drain() throws -> [TopologyEvent]
+    /// The neighbours and bridge FDB as events, from dumps (the coherence
+    /// watch's starting point).
+    func baseline() throws -> [TopologyEvent]
+}
+
+extension TopologyEventSource {
+    public func baseline() throws -> [TopologyEvent] { [] }
 }
 
 public protocol RulesetEventSource: AnyObject {
@@ -60,7 +77,7 @@ extension Topology {
             upsert(link)
         case .linkRemoved(let index, _):
             remove(index: index)
-        case .routesChanged, .lost:
+        case .route, .bridgePort, .bridgeVLANChanged, .fdb, .neighbour, .lost:
             break
         }
     }

@@ -118,4 +118,10 @@ public struct ConntrackSummary: Hashable, Sendable, Codable {
 
 public protocol ConntrackSource: Sendable {
     func summary() throws -> ConntrackSummary
+    /// Entries offloaded now (IPS_OFFLOAD), filtered by the kernel where it can.
+    func offloadedFlows() throws -> Int
+}
+
+extension ConntrackSource {
+    public func offloadedFlows() throws -> Int { try summary().offloaded }
 }

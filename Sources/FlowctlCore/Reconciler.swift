@@ -104,8 +104,10 @@ public struct Reconciler: Sendable {
     /// `known`: the kernel's state as the caller knows it for sure (the
     /// daemon, from notifications); the first attempt then reads nothing,
     /// and the generation check still guards the batch.
+    /// With `reevaluate`, the flowtable is recreated (Differ.diff) so every
+    /// offloaded flow meets the current policy again.
     public func reconcile(intent: Intent, required: Set<String> = [], dryRun: Bool = false,
-                          known: KernelSnapshot? = nil) throws -> ReconcileOutcome
+                          known: KernelSnapshot? = nil, reevaluate: Bool = false) throws -> ReconcileOutcome
     {
         var attempt = 0
         while true {
@@ -119,7 +121,7 @@ public struct Reconciler: Sendable {
             }
             let kernel = try cached.map(\.table) ?? backend.table(FlowctlNames.table)
             let batch: NftBatch
-            do { batch = try differ.diff(kernel: kernel, desired: plan.desired) } catch {
+            do { batch = try differ.diff(kernel: kernel, desired: plan.desired, reevaluate: reevaluate) } catch {
                 throw ReconcileError.diff(error)
             }
             let later = plan.desired == nil ? [] : try cached?.laterForwardChains ?? backend.forwardChains().filter {

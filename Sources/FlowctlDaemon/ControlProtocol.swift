@@ -15,20 +15,26 @@ public enum ControlProtocol {
 
 public struct ControlRequest: Codable, Sendable, Hashable {
     public enum Command: String, Codable, Sendable {
-        case enable, disable, status, resync
+        case enable, disable, status, resync, reevaluate
     }
     public var version: Int
     public var command: Command
     public var bridge: String?
     public var uplinks: [String]?
     public var hwOffload: HWOffloadMode?
+    /// `reevaluate`: enabled bridges and ports of enabled bridges (none: all).
+    public var bridges: [String]?
+    public var ports: [String]?
 
-    public init(command: Command, bridge: String? = nil, uplinks: [String]? = nil, hwOffload: HWOffloadMode? = nil) {
+    public init(command: Command, bridge: String? = nil, uplinks: [String]? = nil, hwOffload: HWOffloadMode? = nil,
+                bridges: [String]? = nil, ports: [String]? = nil) {
         version = ControlProtocol.version
         self.command = command
         self.bridge = bridge
         self.uplinks = uplinks
         self.hwOffload = hwOffload
+        self.bridges = bridges
+        self.ports = ports
     }
 }
 
@@ -50,6 +56,8 @@ public struct ControlResponse: Codable, Sendable {
     /// Lines describing what this request changed.
     public var changes: [String]?
     public var daemon: DaemonInfo?
+    /// `reevaluate`: what was done.
+    public var reevaluation: ReevaluationRecord?
 
     public init(ok: Bool, error: String? = nil) {
         version = ControlProtocol.version

@@ -19,6 +19,18 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
     public var cleanupOnExit: Bool = false
     /// trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
+    /// Coherence: re-evaluate offloaded flows on host changes by itself.
+    public var coherenceAutomatic: Bool = true
+    /// Changes within this many milliseconds of the first are handled together.
+    public var coherenceCoalesceMilliseconds: Double = 20
+    /// At most one automatic re-evaluation per this many milliseconds.
+    public var coherenceMinIntervalMilliseconds: Double = 250
+
+    public var coherence: ReevaluationScheduler.Settings {
+        .init(automatic: coherenceAutomatic,
+              coalesce: .nanoseconds(Int64(coherenceCoalesceMilliseconds * 1e6)),
+              minInterval: .nanoseconds(Int64(coherenceMinIntervalMilliseconds * 1e6)))
+    }
 
     enum CodingKeys: String, CodingKey {
         case stateDir = "state_dir"
@@ -29,6 +41,9 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         case conntrackInterval = "conntrack_interval"
         case cleanupOnExit = "cleanup_on_exit"
         case logLevel = "log_level"
+        case coherenceAutomatic = "coherence_automatic"
+        case coherenceCoalesceMilliseconds = "coherence_coalesce_ms"
+        case coherenceMinIntervalMilliseconds = "coherence_min_interval_ms"
     }
 
     public init() {}
@@ -44,9 +59,14 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         conntrackInterval = try Self.seconds(c, .conntrackInterval) ?? defaults.conntrackInterval
         cleanupOnExit = try c.decodeIfPresent(Bool.self, forKey: .cleanupOnExit) ?? defaults.cleanupOnExit
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? defaults.logLevel
+        coherenceAutomatic = try c.decodeIfPresent(Bool.self, forKey: .coherenceAutomatic) ?? defaults.coherenceAutomatic
+        coherenceCoalesceMilliseconds = try Self.seconds(c, .coherenceCoalesceMilliseconds)
+            ?? defaults.coherenceCoalesceMilliseconds
+        coherenceMinIntervalMilliseconds = try Self.seconds(c, .coherenceMinIntervalMilliseconds)
+            ?? defaults.coherenceMinIntervalMilliseconds
     }
 
-    /// TOML keeps integers and floats apart; both are fine for seconds.
+    /// TOML keeps integers and floats apart; both are fine for seconds and milliseconds.
     static func seconds(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
         guard c.contains(key) else { return nil }
         if let integer = try? c.decode(Int.self, forKey: key) { return Double(integer) }
@@ -68,7 +88,8 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
     }
 
     static let knownKeys = Set(["state_dir", "control_socket", "control_group", "metrics_address",
-                                "resync_interval", "conntrack_interval", "cleanup_on_exit", "log_level"])
+                                "resync_interval", "conntrack_interval", "cleanup_on_exit", "log_level",
+                                "coherence_automatic", "coherence_coalesce_ms", "coherence_min_interval_ms"])
 
     public static func load(path: String) throws -> DaemonConfiguration {
         let text: String
@@ -93,6 +114,11 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         }
         if configuration.resyncInterval <= 0 || configuration.conntrackInterval <= 0 {
             throw LoadError.invalid(path: path, message: "resync_interval and conntrack_interval must be positive seconds")
+        }
+        if configuration.coherenceCoalesceMilliseconds < 0 || configuration.coherenceMinIntervalMilliseconds < 0
+            || configuration.coherenceCoalesceMilliseconds > 10_000 || configuration.coherenceMinIntervalMilliseconds > 60_000
+        {
+            throw LoadError.invalid(path: path, message: "coherence_coalesce_ms must be 0 to 10000 and coherence_min_interval_ms 0 to 60000 milliseconds")
         }
         return configuration
     }

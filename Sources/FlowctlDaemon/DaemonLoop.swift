@@ -69,6 +69,10 @@ public final class DaemonLoop: @unchecked Sendable {
     public func run() {
         // Notifications of our own commits name this thread.
         engine.ownPID = currentThreadID()
+        // The coherence watch's starting point (after subscribing: nothing falls between).
+        do { engine.seedCoherence(try topologyEvents.baseline()) } catch {
+            logger.warning("cannot read neighbours and bridge FDB; MAC and neighbour moves are judged from the next change on: \(error)")
+        }
         // Signal handlers are installed by now (the service group runs us):
         // only now may clients find the control socket.
         do { try control?.publish() } catch {
@@ -170,6 +174,11 @@ public final class DaemonLoop: @unchecked Sendable {
                 return response(intent: result.intent, outcome: result.outcome, withStatus: false)
             case .status:
                 return response(intent: engine.intent, outcome: engine.lastOutcome, withStatus: true)
+            case .reevaluate:
+                let record = try engine.reevaluateNow(bridges: request.bridges ?? [], ports: request.ports ?? [])
+                var answer = response(intent: engine.intent, outcome: nil, withStatus: false)
+                answer.reevaluation = record
+                return answer
             case .resync:
                 engine.requestResync("requested over the control socket")
                 engine.step()

@@ -18,6 +18,9 @@ public final class SyncEngine {
         public var resyncs = 0
         public var errors = 0
         public var lastError: String?
+        /// Coherence: re-evaluations of offloaded flows, and the last one.
+        public var reevaluations = 0
+        public var lastReevaluation: ReevaluationRecord?
     }
 
     let topologySource: any TopologySource
@@ -25,6 +28,8 @@ public final class SyncEngine {
     let store: IntentStore
     let logger: Logger
     let metrics: EngineMetrics
+    /// Counts the flows a re-evaluation sends back (for logs and metrics).
+    let conntrack: (any ConntrackSource)?
     /// The thread that applies batches: commits it made are not tampering.
     public var ownPID: UInt32
 
@@ -47,9 +52,15 @@ public final class SyncEngine {
     /// Our last batch's NEWGEN has not been seen yet (its generation is unknown).
     private var awaitingOwnCommit = false
     private var latencies = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// Coherence: which host changes can make an offloaded flow wrong, and
+    /// when the re-evaluation they call for is due.
+    private var coherence = CoherenceWatch()
+    public private(set) var scheduler: ReevaluationScheduler
 
     public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
-                logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid())) throws
+                logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid()),
+                conntrack: (any ConntrackSource)? = nil,
+                coherence settings: ReevaluationScheduler.Settings = .init()) throws
     {
         self.topologySource = topologySource
         self.backend = backend
@@ -57,11 +68,14 @@ public final class SyncEngine {
         self.logger = logger
         self.metrics = metrics
         self.ownPID = ownPID
+        self.conntrack = conntrack
+        scheduler = ReevaluationScheduler(settings: settings)
         intent = try store.load()
     }
 
     /// True when `step()` has work to do now.
     public func hasWork(now: ContinuousClock.Instant = .now) -> Bool {
+        if scheduler.ready(now: now) { return true }
         guard pending || resyncReason != nil else { return false }
         if let retryAfter, now < retryAfter { return false }
         return true
@@ -69,9 +83,31 @@ public final class SyncEngine {
 
     /// How long the loop may sleep before `step()` must run again.
     public func sleepBudget(now: ContinuousClock.Instant = .now) -> Duration? {
-        guard pending || resyncReason != nil else { return nil }
-        guard let retryAfter else { return .zero }
-        return max(.zero, retryAfter - now)
+        let reevaluation = scheduler.due().map { max(.zero, $0 - now) }
+        guard pending || resyncReason != nil else { return reevaluation }
+        let retry = retryAfter.map { max(.zero, $0 - now) } ?? .zero
+        return min(retry, reevaluation ?? retry)
+    }
+
+    /// The neighbours and bridge FDB as they are at start: the coherence
+    /// watch compares the first changes with them.
+    public func seedCoherence(_ events: [TopologyEvent]) {
+        var fdb: [(mac: String, port: Int32)] = []
+        var neighbours: [(CoherenceWatch.NeighbourKey, String)] = []
+        for event in events {
+            switch event {
+            case .fdb(let mac, let port, false): fdb.append((mac, port))
+            case .neighbour(let index, let address, let lladdr?, false):
+                neighbours.append((CoherenceWatch.NeighbourKey(index: index, address: address), lladdr))
+            default: break
+            }
+        }
+        coherence.seed(fdb: fdb, neighbours: neighbours)
+    }
+
+    /// The devices the current plan serves (what the coherence watch looks at).
+    private var served: CoherenceWatch.Served {
+        lastOutcome.map { CoherenceWatch.Served(plan: $0.plan) } ?? CoherenceWatch.Served()
     }
 
     // MARK: Input
@@ -79,7 +115,22 @@ public final class SyncEngine {
     public func receive(_ events: [TopologyEvent], at instant: ContinuousClock.Instant = .now) {
         guard !events.isEmpty else { return }
         statistics.events += events.count
+        let served = self.served
+        var changesPlan = false
         for event in events {
+            if scheduler.settings.automatic, let topology {
+                scheduler.note(coherence.causes(for: event, topology: topology, served: served), at: instant)
+            }
+            switch event {
+            case .bridgePort, .bridgeVLANChanged:
+                metrics.events(kind: "bridge")
+                continue
+            case .fdb, .neighbour:
+                metrics.events(kind: "neighbour")
+                continue
+            default:
+                changesPlan = true
+            }
             switch event {
             case .link:
                 metrics.events(kind: "link")
@@ -87,16 +138,19 @@ public final class SyncEngine {
             case .linkRemoved:
                 metrics.events(kind: "link")
                 topology?.apply(event)
-            case .routesChanged:
+            case .route(let change):
                 metrics.events(kind: "route")
-                // Routes are few and rarely change: read them (and the links) again.
-                requestResync("routes changed")
+                // Default routes decide the uplinks; they are few and rarely
+                // change: read them (and the links) again.
+                if change.isDefault { requestResync("routes changed") }
             case .lost(let reason):
                 metrics.events(kind: "lost")
                 requestResync("rtnetlink events lost: \(reason)")
+            case .bridgePort, .bridgeVLANChanged, .fdb, .neighbour:
+                break
             }
         }
-        markPending(at: instant)
+        if changesPlan { markPending(at: instant) }
     }
 
     public func receive(_ events: [RulesetEvent], at instant: ContinuousClock.Instant = .now) {
@@ -120,6 +174,12 @@ public final class SyncEngine {
                 }
                 metrics.events(kind: "nftables")
                 statistics.events += 1
+                if scheduler.settings.automatic {
+                    // Any commit may have changed what is allowed: send the
+                    // offloaded flows past the current rules again.
+                    scheduler.note([.rulesetCommit(pid: commit.pid, tables: commit.tables.map(\.description).sorted())],
+                                   at: instant)
+                }
                 if commit.tables.contains(FlowctlNames.table) {
                     logger.warning("table \(FlowctlNames.table) changed by another process; restoring it",
                                    metadata: ["pid": "\(commit.pid)", "generation": "\(commit.generation)"])
@@ -151,7 +211,16 @@ public final class SyncEngine {
     /// One reconcile pass if there is work; returns the outcome when a pass ran.
     @discardableResult
     public func step(now: ContinuousClock.Instant = .now) -> ReconcileOutcome? {
-        guard hasWork(now: now) else { return nil }
+        let outcome = reconcileStep(now: now)
+        if scheduler.ready(now: now), resyncReason == nil, !pending {
+            if let due = scheduler.take(now: now) { reevaluate(due.causes, since: due.since) }
+        }
+        return outcome
+    }
+
+    private func reconcileStep(now: ContinuousClock.Instant) -> ReconcileOutcome? {
+        guard pending || resyncReason != nil else { return nil }
+        if let retryAfter, now < retryAfter { return nil }
         let started = ContinuousClock.now
         let reason = resyncReason
         do {
@@ -205,14 +274,60 @@ public final class SyncEngine {
         return false
     }
 
-    private func reconcile(intent: Intent, required: Set<String> = []) throws -> ReconcileOutcome {
+    // MARK: Coherence
+
+    /// Sends every offloaded flow back through the slow path once (the
+    /// flowtable is recreated in one batch with any pending device change).
+    @discardableResult
+    func reevaluate(_ causes: [ReevaluationCause], since: ContinuousClock.Instant) -> ReevaluationRecord? {
+        guard !intent.isEmpty, !causes.isEmpty else { return nil }
+        let flows = try? conntrack?.offloadedFlows()
+        do {
+            if topology == nil { topology = try topologySource.snapshot() }
+            let outcome = try reconcile(intent: intent, reevaluate: true)
+            guard outcome.applied else { return nil }
+            let latency = Double((ContinuousClock.now - since).nanoseconds) / 1000
+            let record = ReevaluationRecord(time: Date().timeIntervalSince1970, causes: causes, flows: flows,
+                                            latencyMicroseconds: latency)
+            statistics.reevaluations += 1
+            statistics.lastReevaluation = record
+            metrics.reevaluation(kinds: record.causeKinds, flows: flows)
+            logger.notice("\(record.line)", metadata: ["latency_ms": "\(Int(latency / 1000))"])
+            return record
+        } catch {
+            statistics.errors += 1
+            statistics.lastError = "\(error)"
+            metrics.error()
+            // Not lost: tried again after the scheduler's interval, from full dumps.
+            scheduler.note(causes, at: since)
+            requestResync("re-evaluation failed")
+            logger.error("re-evaluation failed; retrying", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// `flowctl reevaluate` through the control socket: validated against a
+    /// fresh topology, applied at once (no coalescing, no rate limit).
+    public func reevaluateNow(bridges: [String], ports: [String]) throws -> ReevaluationRecord {
+        let fresh = try topologySource.snapshot()
+        let cause = try ReevaluationTarget.validate(bridges: bridges, ports: ports, intent: intent, topology: fresh)
+        topology = fresh
+        guard let record = reevaluate([cause], since: .now) else {
+            throw KernelError(operation: "re-evaluate offloaded flows", errno: 0,
+                              reason: statistics.lastError ?? "the flowtable could not be recreated")
+        }
+        return record
+    }
+
+    private func reconcile(intent: Intent, required: Set<String> = [], reevaluate: Bool = false) throws -> ReconcileOutcome {
         guard let topology else { throw KernelError(operation: "reconcile", errno: 0, reason: "no topology yet") }
         let previous = lastOutcome?.plan
         let reconciler = Reconciler(topology: FixedTopologySource(topology), backend: backend)
         let cached = awaitingOwnCommit ? nil : known
         known = nil
         do {
-            let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached)
+            let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached,
+                                                   reevaluate: reevaluate)
             record(outcome, previous: previous)
             // What the kernel has now, for the next pass; the generation of
             // our own commit arrives with its notification.
@@ -311,15 +426,14 @@ public struct EngineMetrics: Sendable {
         Counter(label: "flowctl_resyncs_total", dimensions: [("reason", kind)]).increment()
     }
     func batch() { batches.increment() }
+    func reevaluation(kinds: [String], flows: Int?) {
+        for kind in kinds { Counter(label: "flowctl_reevaluations_total", dimensions: [("cause", kind)]).increment() }
+        if let flows { Counter(label: "flowctl_reevaluated_flows_total").increment(by: flows) }
+    }
     func error() { errors.increment() }
     func devices(_ count: Int) { devicesGauge.record(count) }
     func latency(_ duration: Duration) { latencyTimer.recordNanoseconds(duration.nanoseconds) }
     func passDuration(_ duration: Duration) { passTimer.recordNanoseconds(duration.nanoseconds) }
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
+

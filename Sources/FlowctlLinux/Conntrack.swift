@@ -10,9 +10,9 @@ public struct ConntrackReader: ConntrackSource {
 
     static let NFNL_SUBSYS_CTNETLINK: UInt16 = 1
     static let IPCTNL_MSG_CT_GET: UInt16 = 1
-    static let CTA_STATUS: UInt16 = 3
-    static let IPS_OFFLOAD: UInt32 = 1 << 14
-    static let IPS_HW_OFFLOAD: UInt32 = 1 << 15
+    static let CTA_STATUS = UInt16(CLibMnl.CTA_STATUS.rawValue)
+    static let IPS_OFFLOAD = UInt32(CLibMnl.IPS_OFFLOAD.rawValue)
+    static let IPS_HW_OFFLOAD = UInt32(CLibMnl.IPS_HW_OFFLOAD.rawValue)
 
     public func summary() throws -> ConntrackSummary {
         var attempt = 0
@@ -26,13 +26,39 @@ public struct ConntrackReader: ConntrackSource {
         }
     }
 
-    private func dump() throws -> ConntrackSummary {
+    /// Offloaded entries only: the dump carries CTA_STATUS/CTA_STATUS_MASK
+    /// so the kernel (5.19+) sends just those; an older kernel ignores the
+    /// filter and sends every entry, and the status is checked here anyway.
+    public func offloadedFlows() throws -> Int {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try dump(statusFilter: Self.IPS_OFFLOAD).offloaded
+            } catch let error as KernelError where (error.errno == ENOBUFS || error.errno == EINTR) && attempt < 3 {
+                continue
+            }
+        }
+    }
+
+    static let CTA_STATUS_MASK = UInt16(CLibMnl.CTA_STATUS_MASK.rawValue)
+
+    private func dump(statusFilter: UInt32? = nil) throws -> ConntrackSummary {
         let operation = "dump conntrack through ctnetlink"
         let socket = try NetfilterSocket(operation: operation)
         let seq = socket.allocateSeq()
-        var request = [UInt8](repeating: 0, count: 20)
+        let length = statusFilter == nil ? 20 : 36
+        var request = [UInt8](repeating: 0, count: length)
         request.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(20), toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: UInt32(length), toByteOffset: 0, as: UInt32.self)
+            if let statusFilter {
+                // Two 8-byte attributes, values in network order.
+                for (offset, type) in [(20, Self.CTA_STATUS), (28, Self.CTA_STATUS_MASK)] {
+                    raw.storeBytes(of: UInt16(8), toByteOffset: offset, as: UInt16.self)
+                    raw.storeBytes(of: type, toByteOffset: offset + 2, as: UInt16.self)
+                    raw.storeBytes(of: statusFilter.bigEndian, toByteOffset: offset + 4, as: UInt32.self)
+                }
+            }
             raw.storeBytes(of: Self.NFNL_SUBSYS_CTNETLINK << 8 | Self.IPCTNL_MSG_CT_GET, toByteOffset: 4, as: UInt16.self)
             raw.storeBytes(of: NftConst.NLM_F_REQUEST | NftConst.NLM_F_DUMP, toByteOffset: 6, as: UInt16.self)
             raw.storeBytes(of: seq, toByteOffset: 8, as: UInt32.self)

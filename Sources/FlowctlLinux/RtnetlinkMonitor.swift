@@ -3,32 +3,16 @@ import FlowctlCore
 import Glibc
 
 /// rtnetlink notifications through libnl-route-3: link changes become
-/// TopologyEvent values at once; route changes only say "re-read routes".
+/// TopologyEvent values at once; route, neighbour, bridge FDB, bridge port
+/// and bridge VLAN messages become the events the coherence watch needs.
 /// Subscribe first, then dump (the daemon does), so nothing is missed.
 public final class RtnetlinkMonitor: TopologyEventSource {
     private let socket: OpaquePointer
-    fileprivate var pending: [TopologyEvent] = []
-
-    static let RTM_NEWLINK: UInt16 = 16
-    static let RTM_DELLINK: UInt16 = 17
-    static let RTM_NEWROUTE: UInt16 = 24
-    static let RTM_DELROUTE: UInt16 = 25
+    private let decoder = RtnetlinkDecoder()
 
     public init() throws {
-        guard let socket = nl_socket_alloc() else {
-            throw KernelError(operation: "subscribe to rtnetlink", errno: ENOMEM, reason: "out of memory")
-        }
-        self.socket = socket
-        nl_socket_disable_seq_check(socket)
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        nl_socket_modify_cb(socket, NL_CB_VALID, NL_CB_CUSTOM, rtnetlinkMonitorCallback, context)
-        let connected = nl_connect(socket, NETLINK_ROUTE)
-        guard connected == 0 else {
-            nl_socket_free(socket)
-            throw KernelError(operation: "subscribe to rtnetlink", errno: EPROTO,
-                              reason: String(cString: nl_geterror(connected)))
-        }
-        for group in [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE] {
+        socket = try RtnetlinkDecoder.openSocket(decoder, operation: "subscribe to rtnetlink")
+        for group in [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_NEIGH] {
             let joined = nl_socket_add_membership(socket, Int32(group.rawValue))
             guard joined == 0 else {
                 nl_socket_free(socket)
@@ -36,6 +20,9 @@ public final class RtnetlinkMonitor: TopologyEventSource {
                                   reason: String(cString: nl_geterror(joined)))
             }
         }
+        // Bridge VLAN notifications (Linux 5.10+): older kernels announce
+        // VLAN changes through AF_BRIDGE RTM_NEWLINK only, which is joined above.
+        _ = nl_socket_add_membership(socket, Int32(RTNLGRP_BRVLAN.rawValue))
         _ = nl_socket_set_nonblocking(socket)
         // Room for a burst of thousands of notifications; ENOBUFS is still handled.
         _ = nl_socket_set_buffer_size(socket, 8 << 20, 0)
@@ -51,18 +38,73 @@ public final class RtnetlinkMonitor: TopologyEventSource {
             if received >= 0 { continue }
             if -received == NLE_AGAIN { break }
             // ENOBUFS (libnl: NLE_NOMEM) or any decoding failure: events were lost.
-            pending.append(.lost(reason: String(cString: nl_geterror(received))))
+            decoder.pending.append(.lost(reason: String(cString: nl_geterror(received))))
             break
         }
+        return decoder.take()
+    }
+
+    public func baseline() throws -> [TopologyEvent] { try Self.neighbourDump() }
+
+    /// The bridge FDB and the IPv4/IPv6 neighbours as events, from dumps:
+    /// the coherence watch's starting point.
+    public static func neighbourDump() throws -> [TopologyEvent] {
+        let decoder = RtnetlinkDecoder()
+        let operation = "dump neighbours and bridge FDB"
+        let socket = try RtnetlinkDecoder.openSocket(decoder, operation: operation)
+        defer { nl_socket_free(socket) }
+        for family in [AF_BRIDGE, AF_UNSPEC] {
+            let sent = nl_rtgen_request(socket, Int32(RTM_GETNEIGH), family, NLM_F_DUMP)
+            guard sent >= 0 else {
+                throw KernelError(operation: operation, errno: EPROTO, reason: String(cString: nl_geterror(sent)))
+            }
+            let received = nl_recvmsgs_default(socket)
+            guard received >= 0 else {
+                throw KernelError(operation: operation, errno: EPROTO, reason: String(cString: nl_geterror(received)))
+            }
+        }
+        return decoder.take().filter {
+            if case .lost = $0 { return false }
+            return true
+        }
+    }
+}
+
+/// Turns rtnetlink messages into TopologyEvent values (monitor and dumps).
+final class RtnetlinkDecoder {
+    var pending: [TopologyEvent] = []
+
+    func take() -> [TopologyEvent] {
         defer { pending.removeAll() }
         return pending
     }
 
-    fileprivate func handle(_ message: OpaquePointer) {
+    static func openSocket(_ decoder: RtnetlinkDecoder, operation: String) throws -> OpaquePointer {
+        guard let socket = nl_socket_alloc() else {
+            throw KernelError(operation: operation, errno: ENOMEM, reason: "out of memory")
+        }
+        nl_socket_disable_seq_check(socket)
+        let context = Unmanaged.passUnretained(decoder).toOpaque()
+        nl_socket_modify_cb(socket, NL_CB_VALID, NL_CB_CUSTOM, rtnetlinkMonitorCallback, context)
+        let connected = nl_connect(socket, NETLINK_ROUTE)
+        guard connected == 0 else {
+            nl_socket_free(socket)
+            throw KernelError(operation: operation, errno: EPROTO, reason: String(cString: nl_geterror(connected)))
+        }
+        return socket
+    }
+
+    func handle(_ message: OpaquePointer) {
         guard let header = nlmsg_hdr(message) else { return }
-        switch header.pointee.nlmsg_type {
-        case Self.RTM_NEWLINK, Self.RTM_DELLINK:
-            let removed = header.pointee.nlmsg_type == Self.RTM_DELLINK
+        let type = Int32(header.pointee.nlmsg_type)
+        switch type {
+        case Int32(RTM_NEWLINK), Int32(RTM_DELLINK):
+            let removed = type == Int32(RTM_DELLINK)
+            // AF_BRIDGE link messages describe a port's bridge attributes, not the device.
+            if Self.family(header) == UInt8(AF_BRIDGE) {
+                if !removed, let event = BridgeMessage.port(header) { pending.append(event) }
+                return
+            }
             var box = ParsedLink()
             withUnsafeMutablePointer(to: &box) { pointer in
                 _ = nl_msg_parse(message, rtnetlinkMonitorParse, UnsafeMutableRawPointer(pointer))
@@ -72,36 +114,151 @@ public final class RtnetlinkMonitor: TopologyEventSource {
                 return
             }
             pending.append(removed ? .linkRemoved(index: link.index, name: link.name) : .link(link))
-        case Self.RTM_NEWROUTE, Self.RTM_DELROUTE:
-            // Only default routes decide uplinks. A device coming up brings
-            // IPv6 link-local and multicast routes; those must not cost a resync.
+        case Int32(RTM_NEWROUTE), Int32(RTM_DELROUTE):
             var box = ParsedRoute()
             withUnsafeMutablePointer(to: &box) { pointer in
                 _ = nl_msg_parse(message, rtnetlinkMonitorParseRoute, UnsafeMutableRawPointer(pointer))
             }
-            guard box.decoded else {
+            guard var change = box.change else {
                 pending.append(.lost(reason: "undecodable route message"))
                 return
             }
-            if box.isDefault, pending.last != .routesChanged { pending.append(.routesChanged) }
+            change.removed = type == Int32(RTM_DELROUTE)
+            // A device coming up brings IPv6 link-local and multicast routes:
+            // those are dropped here, so they cost neither a resync nor a re-evaluation.
+            if change.matters || (change.isDefault && change.table != Route.localTable) { pending.append(.route(change)) }
+        case Int32(RTM_NEWNEIGH), Int32(RTM_DELNEIGH):
+            var box = ParsedNeighbour(removed: type == Int32(RTM_DELNEIGH))
+            withUnsafeMutablePointer(to: &box) { pointer in
+                _ = nl_msg_parse(message, rtnetlinkMonitorParseNeighbour, UnsafeMutableRawPointer(pointer))
+            }
+            if let event = box.event { pending.append(event) }
+        case Int32(RTM_NEWVLAN), Int32(RTM_DELVLAN):
+            if let event = BridgeMessage.vlan(header) { pending.append(event) }
         default:
             break
         }
     }
+
+    static func family(_ header: UnsafeMutablePointer<nlmsghdr>) -> UInt8? {
+        guard header.pointee.nlmsg_len >= UInt32(MemoryLayout<nlmsghdr>.size + 1) else { return nil }
+        return nlmsg_data(header).load(as: UInt8.self)
+    }
+}
+
+/// AF_BRIDGE messages libnl 3.7 does not model: attributes read with
+/// libnl's own attribute helpers.
+enum BridgeMessage {
+    /// AF_BRIDGE RTM_NEWLINK -> the port's VLANs (IFLA_AF_SPEC) and STP state (IFLA_PROTINFO).
+    static func port(_ header: UnsafeMutablePointer<nlmsghdr>) -> TopologyEvent? {
+        let headerLength = Int32(MemoryLayout<ifinfomsg>.size)
+        guard nlmsg_valid_hdr(header, headerLength) != 0 else { return nil }
+        let info = nlmsg_data(header).load(as: ifinfomsg.self)
+        var vlans: BridgeVLANs?
+        if let spec = nlmsg_find_attr(header, headerLength, Int32(IFLA_AF_SPEC)) {
+            vlans = decodeVLANs(spec)
+        }
+        var state: UInt8?
+        if let protinfo = nlmsg_find_attr(header, headerLength, Int32(IFLA_PROTINFO)),
+           let attribute = nla_find(OpaquePointer(nla_data(protinfo)).map { UnsafeMutablePointer<nlattr>($0) },
+                                    nla_len(protinfo), Int32(IFLA_BRPORT_STATE)),
+           nla_len(attribute) >= 1
+        {
+            state = nla_get_u8(attribute)
+        }
+        return .bridgePort(index: info.ifi_index, BridgePortInfo(vlans: vlans, state: state))
+    }
+
+    /// IFLA_BRIDGE_VLAN_INFO entries, ranges expanded.
+    static func decodeVLANs(_ spec: UnsafeMutablePointer<nlattr>) -> BridgeVLANs {
+        var vids: [UInt16] = [], untagged: [UInt16] = [], pvid: UInt16?
+        var rangeStart: UInt16?
+        var remaining = nla_len(spec)
+        var attribute = nla_data(spec).map { $0.assumingMemoryBound(to: nlattr.self) }
+        while let current = attribute, nla_ok(current, remaining) != 0 {
+            if nla_type(current) == Int32(IFLA_BRIDGE_VLAN_INFO), nla_len(current) >= Int32(MemoryLayout<bridge_vlan_info>.size) {
+                let entry = nla_data(current).load(as: bridge_vlan_info.self)
+                let flags = Int32(entry.flags)
+                if flags & BRIDGE_VLAN_INFO_RANGE_BEGIN != 0 {
+                    rangeStart = entry.vid
+                } else {
+                    let first = flags & BRIDGE_VLAN_INFO_RANGE_END != 0 ? (rangeStart ?? entry.vid) : entry.vid
+                    rangeStart = nil
+                    for vid in first...max(first, entry.vid) {
+                        vids.append(vid)
+                        if flags & BRIDGE_VLAN_INFO_UNTAGGED != 0 { untagged.append(vid) }
+                        if flags & BRIDGE_VLAN_INFO_PVID != 0 { pvid = vid }
+                    }
+                }
+            }
+            attribute = nla_next(current, &remaining)
+        }
+        return BridgeVLANs(vids: vids, pvid: pvid, untagged: untagged)
+    }
+
+    /// RTM_NEWVLAN / RTM_DELVLAN: struct br_vlan_msg names the port or bridge.
+    static func vlan(_ header: UnsafeMutablePointer<nlmsghdr>) -> TopologyEvent? {
+        guard nlmsg_valid_hdr(header, Int32(MemoryLayout<br_vlan_msg>.size)) != 0 else { return nil }
+        let message = nlmsg_data(header).load(as: br_vlan_msg.self)
+        return .bridgeVLANChanged(index: Int32(bitPattern: message.ifindex))
+    }
 }
 
 private struct ParsedRoute {
-    var decoded = false
-    var isDefault = false
+    var change: RouteChange?
 }
 
 private func rtnetlinkMonitorParseRoute(_ object: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
     guard let object, let context else { return }
     let box = context.assumingMemoryBound(to: ParsedRoute.self)
-    box.pointee.decoded = true
-    // Any type (a default route turning unreachable matters too), any table but local.
+    let family = rtnl_route_get_family(object)
     let dst = rtnl_route_get_dst(object)
-    box.pointee.isDefault = (dst == nil || nl_addr_get_prefixlen(dst) == 0) && rtnl_route_get_table(object) != 255
+    let prefix = dst.map { UInt8(nl_addr_get_prefixlen($0)) } ?? 0
+    var destination = family == UInt8(AF_INET6) ? "::" : "0.0.0.0"
+    if let dst, prefix > 0, let text = NeighbourText.address(dst) { destination = text }
+    box.pointee.change = RouteChange(
+        family: family == UInt8(AF_INET6) ? .ipv6 : .ipv4, destination: destination, prefixLength: prefix,
+        table: rtnl_route_get_table(object), removed: false,
+        // Any type of default route counts (one turning unreachable matters too).
+        isUnicast: rtnl_route_get_type(object) == UInt8(RTN_UNICAST) || prefix == 0)
+}
+
+private struct ParsedNeighbour {
+    var removed: Bool
+    var event: TopologyEvent?
+}
+
+private func rtnetlinkMonitorParseNeighbour(_ object: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let object, let context else { return }
+    let box = context.assumingMemoryBound(to: ParsedNeighbour.self)
+    let index = Int32(rtnl_neigh_get_ifindex(object))
+    let state = rtnl_neigh_get_state(object)
+    let lladdr = rtnl_neigh_get_lladdr(object).flatMap(NeighbourText.address)
+    switch Int32(rtnl_neigh_get_family(object)) {
+    case AF_BRIDGE:
+        // Learned entries only: a port's own address (permanent) never moves.
+        guard let lladdr, state & Int32(NUD_PERMANENT) == 0 else { return }
+        let vlan = rtnl_neigh_get_vlan(object)
+        box.pointee.event = .fdb(mac: vlan > 0 ? "\(lladdr) vlan \(vlan)" : lladdr, port: index,
+                                 removed: box.pointee.removed)
+    case AF_INET, AF_INET6:
+        guard let address = rtnl_neigh_get_dst(object).flatMap(NeighbourText.address) else { return }
+        let usable = state & Int32(NUD_FAILED | NUD_INCOMPLETE) == 0
+        box.pointee.event = .neighbour(index: index, address: address, lladdr: usable ? lladdr : nil,
+                                       removed: box.pointee.removed)
+    default:
+        break
+    }
+}
+
+enum NeighbourText {
+    /// An address as text, without a prefix length.
+    static func address(_ address: OpaquePointer) -> String? {
+        var buffer = [CChar](repeating: 0, count: 128)
+        guard nl_addr2str(address, &buffer, buffer.count) != nil else { return nil }
+        let text = String(cString: buffer)
+        return text.split(separator: "/").first.map(String.init)
+    }
 }
 
 private struct ParsedLink {
@@ -110,7 +267,7 @@ private struct ParsedLink {
 
 private func rtnetlinkMonitorCallback(_ message: OpaquePointer?, _ context: UnsafeMutableRawPointer?) -> Int32 {
     guard let message, let context else { return Int32(NL_SKIP.rawValue) }
-    Unmanaged<RtnetlinkMonitor>.fromOpaque(context).takeUnretainedValue().handle(message)
+    Unmanaged<RtnetlinkDecoder>.fromOpaque(context).takeUnretainedValue().handle(message)
     return Int32(NL_OK.rawValue)
 }
 

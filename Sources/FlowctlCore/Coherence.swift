@@ -1,0 +1,489 @@
+/// Coherence: an offloaded flow never outlives the policy or topology that
+/// admitted it. Pure: which host changes call for a re-evaluation, how a
+/// burst of them is coalesced, and what a one-shot `reevaluate` may name.
+///
+/// The mechanism is always the same (see Differ.diff `reevaluate:`):
+/// flowctl's flowtable is deleted and created again in one atomic batch.
+/// The kernel tears down every flow of a deleted flowtable, so each
+/// offloaded flow's next packet goes through the slow path once, with its
+/// conntrack entry (state, NAT mapping, marks) intact; the current rules
+/// and bridge state decide, and flows still allowed are offloaded again on
+/// that packet. The kernel offers no narrower tool that keeps conntrack
+/// state: removing a device from a flowtable and adding it back leaves its
+/// flows offloaded, a flow's devices are not visible outside the
+/// flowtable, and the per-device teardown runs only when a device goes
+/// down (checked in the lab; README, Coherence).
+
+/// A bridge port's (or a bridge's own) VLAN membership, as AF_BRIDGE
+/// RTM_NEWLINK messages carry it (IFLA_AF_SPEC, IFLA_BRIDGE_VLAN_INFO).
+public struct BridgeVLANs: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var vids: [UInt16]
+    public var pvid: UInt16?
+    public var untagged: [UInt16]
+
+    public init(vids: [UInt16], pvid: UInt16?, untagged: [UInt16]) {
+        self.vids = vids.sorted()
+        self.pvid = pvid
+        self.untagged = untagged.sorted()
+    }
+
+    public var description: String {
+        guard !vids.isEmpty else { return "no VLAN" }
+        return "VLAN " + vids.map { vid in
+            var text = "\(vid)"
+            if vid == pvid { text += " pvid" }
+            if untagged.contains(vid) { text += " untagged" }
+            return text
+        }.joined(separator: ", ")
+    }
+}
+
+/// What an AF_BRIDGE RTM_NEWLINK says about one port (or the bridge itself).
+public struct BridgePortInfo: Hashable, Sendable, Codable {
+    /// nil when the message carried no VLAN information.
+    public var vlans: BridgeVLANs?
+    /// IFLA_BRPORT_STATE (BR_STATE_*), nil for the bridge itself.
+    public var state: UInt8?
+
+    public init(vlans: BridgeVLANs?, state: UInt8?) {
+        self.vlans = vlans
+        self.state = state
+    }
+
+    static let stateNames = ["disabled", "listening", "learning", "forwarding", "blocking"]
+    var stateName: String { state.map { Int($0) < Self.stateNames.count ? Self.stateNames[Int($0)] : "state \($0)" } ?? "-" }
+}
+
+/// Why offloaded flows were sent back through the slow path.
+public enum ReevaluationCause: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Another process committed an nftables change (any table, any family).
+    case rulesetCommit(pid: UInt32, tables: [String])
+    /// A port's (or the bridge's own) VLAN membership, PVID or STP state changed.
+    case bridgePort(device: String, bridge: String, change: String)
+    /// A MAC address moved from one port to another.
+    case macMoved(mac: String, bridge: String, from: String, to: String)
+    /// A port left its bridge (or moved to another one).
+    case portLeft(port: String, bridge: String)
+    /// A device the flows go through (bridge, VLAN upper, routed uplink)
+    /// went down or was deleted; real devices are torn down by the kernel.
+    case deviceDown(device: String)
+    case mtuChanged(device: String, from: UInt32, to: UInt32)
+    /// A neighbour's link-layer address changed (cached by direct paths).
+    case neighbour(address: String, device: String, from: String, to: String)
+    /// A route changed (direct paths through bridges and VLANs cache it).
+    case route(String)
+    /// `flowctl reevaluate` or the control request.
+    case requested(bridges: [String], ports: [String])
+
+    /// The metric label (`flowctl_reevaluations_total{cause}`).
+    public var kind: String {
+        switch self {
+        case .rulesetCommit: "nftables"
+        case .bridgePort: "bridge_port"
+        case .macMoved: "fdb"
+        case .portLeft, .deviceDown, .mtuChanged: "link"
+        case .neighbour: "neighbour"
+        case .route: "route"
+        case .requested: "requested"
+        }
+    }
+
+    public static let allKinds = ["nftables", "bridge_port", "fdb", "link", "neighbour", "route", "requested"]
+
+    public var description: String {
+        switch self {
+        case .rulesetCommit(let pid, let tables):
+            "nftables commit by pid \(pid)" + (tables.isEmpty ? "" : " (\(tables.joined(separator: ", ")))")
+        case .bridgePort(let device, let bridge, let change):
+            device == bridge ? "\(bridge): \(change)" : "\(device) (port of \(bridge)): \(change)"
+        case .macMoved(let mac, let bridge, let from, let to): "\(mac) moved from \(from) to \(to) on \(bridge)"
+        case .portLeft(let port, let bridge): "\(port) left \(bridge)"
+        case .deviceDown(let device): "\(device) went down"
+        case .mtuChanged(let device, let from, let to): "\(device): MTU \(from) -> \(to)"
+        case .neighbour(let address, let device, let from, let to): "neighbour \(address) on \(device): \(from) -> \(to)"
+        case .route(let route): "route \(route) changed"
+        case .requested(let bridges, let ports):
+            "requested" + (bridges.isEmpty && ports.isEmpty ? ""
+                : " for " + (bridges + ports.map { "port \($0)" }).joined(separator: ", "))
+        }
+    }
+}
+
+/// One re-evaluation, for logs, `status` and the control protocol.
+public struct ReevaluationRecord: Hashable, Sendable, Codable {
+    /// Seconds since 1970 (wall clock), when it was applied.
+    public var time: Double
+    public var causes: [String]
+    public var causeKinds: [String]
+    /// Offloaded flows just before (conntrack IPS_OFFLOAD); nil when unreadable.
+    public var flows: Int?
+    /// From the first coalesced cause to the acknowledged batch.
+    public var latencyMicroseconds: Double
+    public var scope: String
+
+    public init(time: Double, causes: [ReevaluationCause], flows: Int?, latencyMicroseconds: Double) {
+        self.time = time
+        self.causes = causes.map(\.description)
+        self.causeKinds = Array(Set(causes.map(\.kind))).sorted()
+        self.flows = flows
+        self.latencyMicroseconds = latencyMicroseconds
+        self.scope = ReevaluationRecord.flowtableScope
+    }
+
+    public static let flowtableScope = "flowtable \(FlowctlNames.table) \(FlowctlNames.flowtable)"
+
+    /// "12 offloaded flows re-evaluated (flowtable inet flowctl fastpath recreated): CAUSES"
+    public var line: String {
+        let count = flows.map { "\($0) offloaded flow" + ($0 == 1 ? "" : "s") } ?? "offloaded flows"
+        let shown = causes.prefix(3).joined(separator: "; ") + (causes.count > 3 ? "; and \(causes.count - 3) more" : "")
+        return "\(count) re-evaluated (\(scope) recreated): \(shown)"
+    }
+}
+
+/// Coalescing and rate limiting: causes that arrive within `coalesce` of
+/// the first are handled together, and two re-evaluations are at least
+/// `minInterval` apart, so a storm of commits costs a few re-evaluations
+/// while a single change is handled within `coalesce`.
+public struct ReevaluationScheduler: Sendable {
+    public struct Settings: Hashable, Sendable, Codable {
+        /// Re-evaluate on host changes by itself (`reevaluate` works either way).
+        public var automatic: Bool
+        public var coalesce: Duration
+        public var minInterval: Duration
+
+        public init(automatic: Bool = true, coalesce: Duration = .milliseconds(20),
+                    minInterval: Duration = .milliseconds(250)) {
+            self.automatic = automatic
+            self.coalesce = coalesce
+            self.minInterval = minInterval
+        }
+    }
+
+    public var settings: Settings
+    public private(set) var pending: [ReevaluationCause] = []
+    public private(set) var firstPending: ContinuousClock.Instant?
+    private var lastRun: ContinuousClock.Instant?
+
+    public init(settings: Settings = Settings()) { self.settings = settings }
+
+    public mutating func note(_ causes: [ReevaluationCause], at instant: ContinuousClock.Instant) {
+        guard !causes.isEmpty else { return }
+        if firstPending == nil { firstPending = instant }
+        // Bounded: a storm keeps its first causes and a count.
+        for cause in causes where pending.count < 64 && !pending.contains(cause) { pending.append(cause) }
+    }
+
+    /// When the pending causes are due; nil when nothing is pending.
+    public func due() -> ContinuousClock.Instant? {
+        guard let firstPending else { return nil }
+        let coalesced = firstPending + settings.coalesce
+        guard let lastRun else { return coalesced }
+        return max(coalesced, lastRun + settings.minInterval)
+    }
+
+    /// The causes to handle now, if due; the caller re-evaluates and calls `ran(at:)`.
+    public func ready(now: ContinuousClock.Instant) -> Bool {
+        guard let due = due() else { return false }
+        return now >= due
+    }
+
+    /// Takes the pending causes (they are being handled).
+    public mutating func take(now: ContinuousClock.Instant) -> (causes: [ReevaluationCause], since: ContinuousClock.Instant)? {
+        guard let firstPending else { return nil }
+        defer {
+            pending = []
+            self.firstPending = nil
+            lastRun = now
+        }
+        return (pending, firstPending)
+    }
+}
+
+/// Watches the host's changes for the ones that can make an offloaded flow
+/// wrong. Fed with every topology event before it is applied, with the
+/// topology as it was and the devices flowctl currently serves.
+public struct CoherenceWatch: Sendable {
+    /// The devices flowctl's flows go through, from the current plan.
+    public struct Served: Hashable, Sendable {
+        /// Enabled bridges by name.
+        public var bridges: Set<String> = []
+        /// Bridges, their VLAN uppers, and the routed uplink devices (and
+        /// what they resolve through): L3 devices whose neighbours and
+        /// state the direct paths cache.
+        public var l3Devices: Set<String> = []
+        /// Real devices in the flowtable (the kernel tears their flows down
+        /// when they go down or vanish).
+        public var flowtableDevices: Set<String> = []
+
+        public init() {}
+
+        public init(plan: Plan) {
+            bridges = Set(plan.bridges.map(\.name))
+            l3Devices = Set(plan.bridges.flatMap(\.interfaces))
+            for device in plan.devices {
+                flowtableDevices.insert(device.name)
+                for reason in device.reasons {
+                    if case .uplink(_, let via, _) = reason {
+                        l3Devices.insert(via ?? device.name)
+                        l3Devices.insert(device.name)
+                    }
+                }
+            }
+        }
+
+        public var isEmpty: Bool { bridges.isEmpty }
+    }
+
+    public struct NeighbourKey: Hashable, Sendable {
+        public var index: Int32
+        public var address: String
+        public init(index: Int32, address: String) {
+            self.index = index
+            self.address = address
+        }
+    }
+
+    private var portInfo: [Int32: BridgePortInfo] = [:]
+    /// Ports seen joining a bridge since the watch started: their first
+    /// AF_BRIDGE message is their starting point, not a change. Ports that
+    /// were members before have no recorded starting point, so their first
+    /// message counts as a change (it may be one).
+    private var joined: Set<Int32> = []
+    /// The last port of every MAC learned on a served bridge (kept after the
+    /// FDB entry ages out: offloaded flows stop refreshing it).
+    private var macPorts: [String: Int32] = [:]
+    private var neighbours: [NeighbourKey: String] = [:]
+
+    public init() {}
+
+    /// Starting points from a dump (FDB and neighbours), so the first event
+    /// after a start is compared with the truth.
+    public mutating func seed(fdb: [(mac: String, port: Int32)], neighbours seeded: [(NeighbourKey, String)]) {
+        for entry in fdb { macPorts[entry.mac] = entry.port }
+        for (key, lladdr) in seeded { neighbours[key] = lladdr }
+    }
+
+    /// The causes `event` gives, judged against `topology` before the event.
+    public mutating func causes(for event: TopologyEvent, topology: Topology, served: Served) -> [ReevaluationCause] {
+        guard !served.isEmpty else { return [] }
+        switch event {
+        case .link(let after):
+            guard let before = topology.link(index: after.index) else { return [] }
+            return linkChanged(before: before, after: after, topology: topology, served: served)
+        case .linkRemoved(let index, let name):
+            portInfo[index] = nil
+            joined.remove(index)
+            for (key, _) in neighbours where key.index == index { neighbours[key] = nil }
+            guard let before = topology.link(index: index) else { return [] }
+            var causes: [ReevaluationCause] = []
+            if let bridge = servedMaster(before, topology, served), !served.flowtableDevices.contains(name) {
+                // A VLAN port whose lower device is in the flowtable: its flows stay keyed to the lower device.
+                causes.append(.portLeft(port: name, bridge: bridge))
+            } else if served.l3Devices.contains(name) {
+                causes.append(.deviceDown(device: name))
+            }
+            return causes
+        case .bridgePort(let index, let info):
+            guard let link = topology.link(index: index) else { return [] }
+            let bridge: String
+            if link.kind == .bridge, served.bridges.contains(link.name) {
+                bridge = link.name
+            } else if let master = servedMaster(link, topology, served) {
+                bridge = master
+            } else {
+                portInfo[index] = info
+                return []
+            }
+            let previous = portInfo[index]
+            portInfo[index] = info
+            if let previous {
+                guard previous != info else { return [] }
+                return [.bridgePort(device: link.name, bridge: bridge, change: Self.change(from: previous, to: info))]
+            }
+            if joined.contains(index) { return [] }
+            return [.bridgePort(device: link.name, bridge: bridge,
+                                change: "bridge attributes changed (\(info.vlans?.description ?? "no VLAN information"), first seen)")]
+        case .bridgeVLANChanged(let index):
+            guard let link = topology.link(index: index) else { return [] }
+            let bridge = link.kind == .bridge && served.bridges.contains(link.name) ? link.name
+                : servedMaster(link, topology, served)
+            guard let bridge else { return [] }
+            if portInfo[index] == nil && joined.contains(index) { return [] }
+            return [.bridgePort(device: link.name, bridge: bridge, change: "VLAN entries changed")]
+        case .fdb(let mac, let port, let removed):
+            guard !removed, let link = topology.link(index: port), let bridge = servedMaster(link, topology, served)
+            else { return [] }
+            let previous = macPorts[mac]
+            macPorts[mac] = port
+            guard let previous, previous != port else { return [] }
+            let from = topology.link(index: previous)?.name ?? "ifindex \(previous)"
+            return [.macMoved(mac: mac, bridge: bridge, from: from, to: link.name)]
+        case .neighbour(let index, let address, let lladdr, let removed):
+            let key = NeighbourKey(index: index, address: address)
+            guard !removed, let lladdr else {
+                if removed { neighbours[key] = nil }
+                return []
+            }
+            let previous = neighbours[key]
+            neighbours[key] = lladdr
+            guard let previous, previous != lladdr, let link = topology.link(index: index),
+                  served.l3Devices.contains(link.name) else { return [] }
+            return [.neighbour(address: address, device: link.name, from: previous, to: lladdr)]
+        case .route(let change):
+            guard change.matters else { return [] }
+            return [.route(change.description)]
+        case .lost:
+            return []
+        }
+    }
+
+    private mutating func linkChanged(before: Link, after: Link, topology: Topology, served: Served) -> [ReevaluationCause] {
+        var causes: [ReevaluationCause] = []
+        let beforeBridge = servedMaster(before, topology, served)
+        if before.masterIndex != after.masterIndex {
+            portInfo[after.index] = nil
+            if after.masterIndex != nil { joined.insert(after.index) }
+            if let beforeBridge { causes.append(.portLeft(port: before.name, bridge: beforeBridge)) }
+        }
+        let serves = beforeBridge != nil || served.l3Devices.contains(before.name)
+            || served.flowtableDevices.contains(before.name)
+        guard serves else { return causes }
+        if before.mtu != after.mtu {
+            causes.append(.mtuChanged(device: after.name, from: before.mtu, to: after.mtu))
+        }
+        // A real device in the flowtable going down: the kernel tears its
+        // flows down itself (NETDEV_DOWN). Anything else is ours to do.
+        if before.isUp && !after.isUp && !served.flowtableDevices.contains(before.name) {
+            causes.append(.deviceDown(device: before.name))
+        }
+        return causes
+    }
+
+    private func servedMaster(_ link: Link, _ topology: Topology, _ served: Served) -> String? {
+        guard let master = link.masterIndex, let bridge = topology.link(index: master),
+              served.bridges.contains(bridge.name) else { return nil }
+        return bridge.name
+    }
+
+    static func change(from old: BridgePortInfo, to new: BridgePortInfo) -> String {
+        var parts: [String] = []
+        if old.vlans != new.vlans {
+            parts.append("\(old.vlans?.description ?? "no VLAN information") -> \(new.vlans?.description ?? "no VLAN information")")
+        }
+        if old.state != new.state { parts.append("STP \(old.stateName) -> \(new.stateName)") }
+        return parts.joined(separator: ", ")
+    }
+}
+
+/// A route change as the coherence watch sees it.
+public struct RouteChange: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var family: AddressFamily
+    public var destination: String
+    public var prefixLength: UInt8
+    public var table: UInt32
+    public var removed: Bool
+    /// Local, broadcast, multicast and such: not forwarding paths.
+    public var isUnicast: Bool
+
+    public init(family: AddressFamily, destination: String, prefixLength: UInt8, table: UInt32, removed: Bool,
+                isUnicast: Bool) {
+        self.family = family
+        self.destination = destination
+        self.prefixLength = prefixLength
+        self.table = table
+        self.removed = removed
+        self.isUnicast = isUnicast
+    }
+
+    public var isDefault: Bool { prefixLength == 0 }
+
+    /// Whether forwarded flows can depend on it: not the local table, not
+    /// IPv6 link-local or multicast (every device that comes up adds those).
+    public var matters: Bool {
+        guard table != Route.localTable, isUnicast else { return false }
+        if family == .ipv6 {
+            let lower = destination.lowercased()
+            if lower.hasPrefix("fe80:") || lower.hasPrefix("ff") { return false }
+        }
+        return true
+    }
+
+    public var description: String {
+        "\(destination)/\(prefixLength)" + (table == Route.mainTable ? "" : " table \(table)") + (removed ? " (deleted)" : "")
+    }
+}
+
+/// What `flowctl reevaluate BRIDGE... --port DEV...` may name: enabled
+/// bridges and ports of enabled bridges. Nothing named: every enabled bridge.
+public enum ReevaluationTarget {
+    public enum Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
+        case nothingEnabled
+        case noSuchDevice(String)
+        case notABridge(String, LinkKind)
+        case notEnabled(String, enabled: [String])
+        case notAPort(String, enabled: [String])
+
+        public var description: String {
+            switch self {
+            case .nothingEnabled: "no bridge is enabled: no flow is offloaded by flowctl"
+            case .noSuchDevice(let name): "no such device: \(name)"
+            case .notABridge(let name, let kind): "\(name) is not a bridge (it is a \(kind) device)"
+            case .notEnabled(let name, let enabled):
+                "\(name) is not enabled (enabled: \(enabled.isEmpty ? "none" : enabled.joined(separator: ", ")))"
+            case .notAPort(let name, let enabled):
+                "\(name) is not a port of an enabled bridge (enabled: \(enabled.joined(separator: ", ")))"
+            }
+        }
+    }
+
+    /// The cause to record, or the first thing that is wrong.
+    public static func validate(bridges: [String], ports: [String], intent: Intent, topology: Topology)
+        throws(Error) -> ReevaluationCause
+    {
+        let enabled = intent.bridgeNames
+        guard !enabled.isEmpty else { throw .nothingEnabled }
+        for bridge in bridges {
+            guard let link = topology.link(named: bridge) else { throw .noSuchDevice(bridge) }
+            guard link.kind == .bridge else { throw .notABridge(bridge, link.kind) }
+            guard intent.bridges[bridge] != nil else { throw .notEnabled(bridge, enabled: enabled) }
+        }
+        for port in ports {
+            guard let link = topology.link(named: port) else { throw .noSuchDevice(port) }
+            guard let master = link.masterIndex, let bridge = topology.link(index: master),
+                  intent.bridges[bridge.name] != nil else { throw .notAPort(port, enabled: enabled) }
+        }
+        return .requested(bridges: bridges, ports: ports)
+    }
+}
+
+/// `flowctl reevaluate` without a daemon: validate what is named, count
+/// the offloaded flows, recreate the flowtable in one batch. A bad name
+/// changes nothing.
+public enum OneShotReevaluation {
+    public static func run(bridges: [String], ports: [String], intent: Intent, topology: any TopologySource,
+                           backend: any RulesetBackend, conntrack: any ConntrackSource,
+                           clock: () -> Double) throws -> ReevaluationRecord
+    {
+        let started = ContinuousClock.now
+        let snapshot = try topology.snapshot()
+        let cause = try ReevaluationTarget.validate(bridges: bridges, ports: ports, intent: intent, topology: snapshot)
+        let flows = try? conntrack.offloadedFlows()
+        let outcome = try Reconciler(topology: FixedTopologySource(snapshot), backend: backend)
+            .reconcile(intent: intent, reevaluate: true)
+        guard outcome.applied else {
+            // Only when flowctl's flowtable is missing and nothing is to be added.
+            throw KernelError(operation: "re-evaluate offloaded flows", errno: 0,
+                              reason: "flowctl's flowtable is not in the kernel")
+        }
+        return ReevaluationRecord(time: clock(), causes: [cause], flows: flows,
+                                  latencyMicroseconds: Double((ContinuousClock.now - started).nanoseconds) / 1000)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (clamped by Int64).
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -224,3 +224,20 @@ final class ControlProtocolTests: XCTestCase {
                                             socketPath: NSTemporaryDirectory() + "no-such-\(UUID().uuidString).sock"))
     }
 }
+
+final class CoherenceConfigurationTests: XCTestCase {
+    func testCoherenceKeys() throws {
+        let configuration = try DaemonConfiguration.parse("""
+            coherence_automatic = false
+            coherence_coalesce_ms = 5
+            coherence_min_interval_ms = 1000.5
+            """, path: "c.toml")
+        XCTAssertEqual(configuration.coherence, .init(automatic: false, coalesce: .milliseconds(5),
+                                                      minInterval: .microseconds(1_000_500)))
+        XCTAssertEqual(DaemonConfiguration().coherence, .init())
+        XCTAssertThrowsError(try DaemonConfiguration.parse("coherence_coalesce_ms = -1", path: "n.toml")) {
+            XCTAssertTrue("\($0)".contains("coherence_coalesce_ms must be 0 to 10000"), "\($0)")
+        }
+        XCTAssertThrowsError(try DaemonConfiguration.parse("coherence_automatic = 3", path: "t.toml"))
+    }
+}

@@ -268,7 +268,11 @@ public struct CoherenceWatch: Sendable {
         guard !served.isEmpty else { return [] }
         switch event {
         case .link(let after):
-            guard let before = topology.link(index: after.index) else { return [] }
+            guard let before = topology.link(index: after.index) else {
+                // A device created as a port: its first bridge attributes are its starting point.
+                if after.masterIndex != nil { joined.insert(after.index) }
+                return []
+            }
             return linkChanged(before: before, after: after, topology: topology, served: served)
         case .linkRemoved(let index, let name):
             portInfo[index] = nil

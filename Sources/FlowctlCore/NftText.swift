@@ -27,7 +27,7 @@ public enum NftText {
 
     /// The rule's statement list, as `nft list` prints it.
     public static func ruleBody(_ rule: OffloadRule) -> String {
-        "\(rule.direction.rawValue) @\(rule.interfaceSet) meta l4proto \(rule.l4proto.name) counter flow add @\(rule.flowtable) comment \(quoted(rule.id))"
+        "\(rule.direction.rawValue) @\(rule.interfaceSet) ct direction original meta l4proto \(rule.l4proto.name) counter flow add @\(rule.flowtable) comment \(quoted(rule.id))"
     }
 
     /// The whole desired table, in `nft list table` layout.

@@ -93,7 +93,7 @@ public enum L4Protocol: UInt8, Hashable, Sendable, Codable {
     public var name: String { self == .tcp ? "tcp" : "udp" }
 }
 
-/// `iifname @set meta l4proto P counter flow add @ft comment "id"`
+/// `iifname @set ct direction original meta l4proto P counter flow add @ft comment "id"`
 /// (or `oifname`). The id is stored as the rule's comment and is how the
 /// diff recognises rules; change the id whenever the rule's meaning changes.
 public struct OffloadRule: Hashable, Sendable, Codable {
@@ -116,7 +116,8 @@ public struct OffloadRule: Hashable, Sendable, Codable {
         self.flowtable = flowtable
     }
 
-    public var id: String { "flowctl/v1 \(direction.rawValue) \(l4proto.name)" }
+    /// v2: offloads on original-direction packets only (coherence).
+    public var id: String { "flowctl/v2 \(direction.rawValue) \(l4proto.name)" }
 }
 
 /// Everything flowctl wants in the kernel.

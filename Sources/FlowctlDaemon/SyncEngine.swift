@@ -121,33 +121,29 @@ public final class SyncEngine {
             if scheduler.settings.automatic, let topology {
                 scheduler.note(coherence.causes(for: event, topology: topology, served: served), at: instant)
             }
+            // Only links, default routes and lost events can change the plan;
+            // the rest matters to the coherence watch alone.
             switch event {
-            case .bridgePort, .bridgeVLANChanged:
-                metrics.events(kind: "bridge")
-                continue
-            case .fdb, .neighbour:
-                metrics.events(kind: "neighbour")
-                continue
-            default:
+            case .link, .linkRemoved:
+                metrics.events(kind: "link")
+                topology?.apply(event)
                 changesPlan = true
-            }
-            switch event {
-            case .link:
-                metrics.events(kind: "link")
-                topology?.apply(event)
-            case .linkRemoved:
-                metrics.events(kind: "link")
-                topology?.apply(event)
             case .route(let change):
                 metrics.events(kind: "route")
                 // Default routes decide the uplinks; they are few and rarely
                 // change: read them (and the links) again.
-                if change.isDefault { requestResync("routes changed") }
+                if change.isDefault {
+                    requestResync("routes changed")
+                    changesPlan = true
+                }
             case .lost(let reason):
                 metrics.events(kind: "lost")
                 requestResync("rtnetlink events lost: \(reason)")
-            case .bridgePort, .bridgeVLANChanged, .fdb, .neighbour:
-                break
+                changesPlan = true
+            case .bridgePort, .bridgeVLANChanged:
+                metrics.events(kind: "bridge")
+            case .fdb, .neighbour:
+                metrics.events(kind: "neighbour")
             }
         }
         if changesPlan { markPending(at: instant) }

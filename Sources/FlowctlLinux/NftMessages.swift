@@ -281,7 +281,7 @@ enum NftBuild {
         return e
     }
 
-    /// `iifname @set meta l4proto P counter flow add @ft comment "id"`, the
+    /// `iifname @set ct direction original meta l4proto P counter flow add @ft comment "id"`, the
     /// same expressions nft(8) generates for that text.
     static func rule(_ ref: TableRef, _ rule: OffloadRule) -> OpaquePointer {
         let r = nftnl_rule_alloc()!
@@ -296,6 +296,20 @@ enum NftBuild {
         nftnl_rule_add_expr(r, expr("lookup") {
             nftnl_expr_set_u32($0, attr(NFTNL_EXPR_LOOKUP_SREG), NftConst.NFT_REG_1)
             nftnl_expr_set_str($0, attr(NFTNL_EXPR_LOOKUP_SET), rule.interfaceSet)
+        })
+        // Original direction only: a flow is offloaded when a packet of the
+        // direction that opened it passed every other chain, so a rule that
+        // drops that direction keeps the flow off the fast path even when its
+        // replies are still accepted (see README, Coherence).
+        nftnl_rule_add_expr(r, expr("ct") {
+            nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_KEY), UInt32(NFT_CT_DIRECTION.rawValue))
+            nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_DREG), NftConst.NFT_REG_1)
+        })
+        nftnl_rule_add_expr(r, expr("cmp") {
+            nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CMP_SREG), NftConst.NFT_REG_1)
+            nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CMP_OP), NftConst.NFT_CMP_EQ)
+            var direction = UInt8(IP_CT_DIR_ORIGINAL.rawValue)
+            nftnl_expr_set($0, attr(NFTNL_EXPR_CMP_DATA), &direction, 1)
         })
         nftnl_rule_add_expr(r, expr("meta") {
             nftnl_expr_set_u32($0, attr(NFTNL_EXPR_META_KEY), NftConst.NFT_META_L4PROTO)

@@ -58,6 +58,16 @@ final class CoherenceTests: XCTestCase {
                        "once its starting point is known, a VLAN notification is a change")
     }
 
+    func testAPortCreatedWithItsMasterHasNoChangeAtFirst() {
+        var (topology, served) = host()
+        var watch = CoherenceWatch()
+        let vnet9 = Link(index: 50, name: "vnet9", kind: .tun, masterIndex: topology.link(named: "br0")!.index)
+        XCTAssertEqual(watch.causes(for: .link(vnet9), topology: topology, served: served), [])
+        topology.apply(.link(vnet9))
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: 50, vlan10), topology: topology, served: served), [])
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: 50, vlan11), topology: topology, served: served).count, 1)
+    }
+
     func testUnservedBridgesAreIgnored() {
         let (topology, served) = host()
         var watch = CoherenceWatch()
@@ -206,8 +216,8 @@ final class CoherenceTests: XCTestCase {
         XCTAssertEqual(names, [
             "deleteRule", "deleteRule", "deleteRule", "deleteRule", "deleteFlowtable fastpath",
             "addFlowtable fastpath [\"eth0\", \"vnet1\"]",
-            "addRule flowctl/v1 iifname tcp", "addRule flowctl/v1 iifname udp",
-            "addRule flowctl/v1 oifname tcp", "addRule flowctl/v1 oifname udp",
+            "addRule flowctl/v2 iifname tcp", "addRule flowctl/v2 iifname udp",
+            "addRule flowctl/v2 oifname tcp", "addRule flowctl/v2 oifname udp",
         ])
         try fake.apply(batch, generation: nil)
         XCTAssertTrue(try Differ().diff(kernel: try fake.table(FlowctlNames.table), desired: desired).isEmpty,

@@ -32,10 +32,10 @@ final class NftTextTests: XCTestCase {
 
             \tchain forward {
             \t\ttype filter hook forward priority 2000000000; policy accept;
-            \t\tiifname @offload_ifaces meta l4proto tcp counter flow add @fastpath comment "flowctl/v1 iifname tcp"
-            \t\tiifname @offload_ifaces meta l4proto udp counter flow add @fastpath comment "flowctl/v1 iifname udp"
-            \t\toifname @offload_ifaces meta l4proto tcp counter flow add @fastpath comment "flowctl/v1 oifname tcp"
-            \t\toifname @offload_ifaces meta l4proto udp counter flow add @fastpath comment "flowctl/v1 oifname udp"
+            \t\tiifname @offload_ifaces ct direction original meta l4proto tcp counter flow add @fastpath comment "flowctl/v2 iifname tcp"
+            \t\tiifname @offload_ifaces ct direction original meta l4proto udp counter flow add @fastpath comment "flowctl/v2 iifname udp"
+            \t\toifname @offload_ifaces ct direction original meta l4proto tcp counter flow add @fastpath comment "flowctl/v2 oifname tcp"
+            \t\toifname @offload_ifaces ct direction original meta l4proto udp counter flow add @fastpath comment "flowctl/v2 oifname udp"
             \t}
             }
 

@@ -32,7 +32,7 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(plan.offload?.hardware, false)
         XCTAssertEqual(desired.chain.priority, FlowctlNames.forwardPriority)
         XCTAssertEqual(desired.rules.map(\.id), [
-            "flowctl/v1 iifname tcp", "flowctl/v1 iifname udp", "flowctl/v1 oifname tcp", "flowctl/v1 oifname udp",
+            "flowctl/v2 iifname tcp", "flowctl/v2 iifname udp", "flowctl/v2 oifname tcp", "flowctl/v2 oifname udp",
         ])
         XCTAssertEqual(plan.warnings, [])
     }

@@ -4,7 +4,8 @@ import XCTest
 
 /// The netlink messages flowctl builds, as libnftnl prints them. The rule's
 /// text is what `nft --debug=netlink add rule inet flowctl forward iifname
-/// @offload_ifaces meta l4proto tcp counter flow add @fastpath` prints
+/// @offload_ifaces ct direction original meta l4proto tcp counter flow add
+/// @fastpath` prints
 /// (checked in the lab), so flowctl's rule means exactly that nft rule.
 final class NftMessageGoldenTests: XCTestCase {
     let table = FlowctlNames.table
@@ -17,11 +18,13 @@ final class NftMessageGoldenTests: XCTestCase {
             inet flowctl forward
               [ meta load iifname => reg 1 ]
               [ lookup reg 1 set offload_ifaces ]
+              [ ct load direction => reg 1 ]
+              [ cmp eq reg 1 0x00000000 ]
               [ meta load l4proto => reg 1 ]
               [ cmp eq reg 1 0x00000006 ]
               [ counter pkts 0 bytes 0 ]
               [ flow_offload flowtable fastpath ]
-              userdata = { \\x00\\x17flowctl/v1 iifname tcp\\x00 }
+              userdata = { \\x00\\x17flowctl/v2 iifname tcp\\x00 }
             """])
     }
 

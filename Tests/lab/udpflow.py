@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A paced UDP (or TCP) flow with a live receiver, for the coherence tests and bench.
 
-  udpflow.py send DST PORT --sport S --rate PPS --duration SECONDS [--tcp 1]
+  udpflow.py send DST PORT --sport S --rate PPS --duration SECONDS [--tcp 1] [--flows N]
   udpflow.py recv PORT --status FILE [--times FILE] [--duration SECONDS] [--tcp 1]
 
-With --tcp 1 one connection carries the 8-byte messages and the receiver
+With --flows N the sender spreads the rate over N flows (source port S+i
+to PORT+i, UDP). With --tcp 1 one connection carries the 8-byte messages and the receiver
 counts messages the same way.
 
 The sender sends one 8-byte sequence number per datagram from a fixed
@@ -34,8 +35,14 @@ def send(args):
     rate = float(opts.get("--rate", "2000"))
     duration = float(opts.get("--duration", "10"))
     tcp = opts.get("--tcp") == "1"
-    s = socket.socket(family(dst), socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
-    s.bind(("::" if family(dst) == socket.AF_INET6 else "0.0.0.0", sport))
+    flows = int(opts.get("--flows", "1"))
+    any_address = "::" if family(dst) == socket.AF_INET6 else "0.0.0.0"
+    sockets = []
+    for i in range(flows):
+        one = socket.socket(family(dst), socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        one.bind((any_address, sport + i if sport else 0))
+        sockets.append(one)
+    s = sockets[0]
     if tcp:
         s.connect((dst, port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -54,7 +61,7 @@ def send(args):
             if tcp:
                 s.send(struct.pack("!Q", seq))
             else:
-                s.sendto(struct.pack("!Q", seq), (dst, port))
+                sockets[seq % flows].sendto(struct.pack("!Q", seq), (dst, port + seq % flows))
         except OSError:
             pass  # dropped or in flux: the receiver sees the gap
         seq += 1

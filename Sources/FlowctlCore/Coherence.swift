@@ -51,6 +51,8 @@ public struct BridgePortInfo: Hashable, Sendable, Codable {
     }
 
     static let stateNames = ["disabled", "listening", "learning", "forwarding", "blocking"]
+    /// BR_STATE_FORWARDING.
+    public static let forwarding: UInt8 = 3
     var stateName: String { state.map { Int($0) < Self.stateNames.count ? Self.stateNames[Int($0)] : "state \($0)" } ?? "-" }
 }
 
@@ -301,7 +303,10 @@ public struct CoherenceWatch: Sendable {
             let previous = portInfo[index]
             portInfo[index] = info
             if let previous {
-                guard previous != info else { return [] }
+                // VLANs changed, or the port stopped forwarding (a port that
+                // starts forwarding had no flows to make wrong).
+                let stoppedForwarding = previous.state == BridgePortInfo.forwarding && info.state != BridgePortInfo.forwarding
+                guard previous.vlans != info.vlans || stoppedForwarding else { return [] }
                 return [.bridgePort(device: link.name, bridge: bridge, change: Self.change(from: previous, to: info))]
             }
             if joined.contains(index) { return [] }

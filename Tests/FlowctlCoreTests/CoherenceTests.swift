@@ -58,6 +58,19 @@ final class CoherenceTests: XCTestCase {
                        "once its starting point is known, a VLAN notification is a change")
     }
 
+    func testOnlyAPortThatStopsForwardingIsAnSTPCause() {
+        let (topology, served) = host()
+        var watch = CoherenceWatch()
+        let vnet1 = topology.link(named: "vnet1")!.index
+        var disabled = vlan10
+        disabled.state = 0
+        _ = watch.causes(for: .bridgePort(index: vnet1, disabled), topology: topology, served: served)
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, vlan10), topology: topology, served: served), [],
+                       "a port that starts forwarding had no flows")
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, disabled), topology: topology, served: served),
+                       [.bridgePort(device: "vnet1", bridge: "br0", change: "STP forwarding -> disabled")])
+    }
+
     func testAPortCreatedWithItsMasterHasNoChangeAtFirst() {
         var (topology, served) = host()
         var watch = CoherenceWatch()

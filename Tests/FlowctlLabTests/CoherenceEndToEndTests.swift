@@ -9,4 +9,11 @@ final class CoherenceEndToEndTests: XCTestCase {
     func testOffloadedFlowsNeverOutliveThePolicyThatAdmittedThem() throws {
         try Lab.runEndToEnd("Tests/lab/coherence-e2e.sh", passLine: "PASS coherence-e2e")
     }
+
+    /// Tests/lab/coherence-kernel-facts.sh: what the kernel answers by itself
+    /// (a flowtable device going down, a conntrack entry deleted: flowctl
+    /// relies on those) and what it does not (the README's table).
+    func testKernelTearsDownWhatFlowctlLeavesToIt() throws {
+        try Lab.runEndToEnd("Tests/lab/coherence-kernel-facts.sh", passLine: "PASS coherence-kernel-facts")
+    }
 }

@@ -102,6 +102,7 @@ wait_for 'stopped 7010' 3 || fail "the TCP stream still flows after the drop rul
 flowing 7001 || fail "flow B stopped"
 guard_clear
 wait_for 'flowing 7010' 5 || fail "the TCP stream does not recover after the rule was removed"
+wait_for 'offloaded 7010' 3 || fail "the TCP stream is not offloaded again after the rule was removed"
 
 step "(2) IPv6: an offloaded UDP flow over IPv6 stops at a drop rule"
 udp_flow vm1 2001:2:0:20::2 7020

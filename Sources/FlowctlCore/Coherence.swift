@@ -189,6 +189,12 @@ public struct ReevaluationScheduler: Sendable {
         return now >= due
     }
 
+    /// Forgets the pending causes: the flowtable was just created anew.
+    public mutating func discardPending() {
+        pending = []
+        firstPending = nil
+    }
+
     /// Takes the pending causes (they are being handled).
     public mutating func take(now: ContinuousClock.Instant) -> (causes: [ReevaluationCause], since: ContinuousClock.Instant)? {
         guard let firstPending else { return nil }
@@ -282,7 +288,7 @@ public struct CoherenceWatch: Sendable {
             for (key, _) in neighbours where key.index == index { neighbours[key] = nil }
             guard let before = topology.link(index: index) else { return [] }
             var causes: [ReevaluationCause] = []
-            if let bridge = servedMaster(before, topology, served), !served.flowtableDevices.contains(name) {
+            if let bridge = servedMaster(before, topology, served), before.isUp, !served.flowtableDevices.contains(name) {
                 // A VLAN port whose lower device is in the flowtable: its flows stay keyed to the lower device.
                 causes.append(.portLeft(port: name, bridge: bridge))
             } else if served.l3Devices.contains(name) {
@@ -290,7 +296,13 @@ public struct CoherenceWatch: Sendable {
             }
             return causes
         case .bridgePort(let index, let info):
+            // A port that is down carries no flows (the kernel tore down
+            // those of a flowtable device); its VLANs are remembered.
             guard let link = topology.link(index: index) else { return [] }
+            guard link.isUp else {
+                portInfo[index] = info
+                return []
+            }
             let bridge: String
             if link.kind == .bridge, served.bridges.contains(link.name) {
                 bridge = link.name
@@ -303,9 +315,12 @@ public struct CoherenceWatch: Sendable {
             let previous = portInfo[index]
             portInfo[index] = info
             if let previous {
-                // VLANs changed, or the port stopped forwarding (a port that
-                // starts forwarding had no flows to make wrong).
-                let stoppedForwarding = previous.state == BridgePortInfo.forwarding && info.state != BridgePortInfo.forwarding
+                // VLANs changed, or STP stopped a port that is up and running
+                // from forwarding. A port that starts forwarding had no flows
+                // to make wrong; one disabled because it went down or lost
+                // its carrier is handled by the kernel or leads nowhere.
+                let stoppedForwarding = previous.state == BridgePortInfo.forwarding
+                    && info.state != BridgePortInfo.forwarding && link.isUp && link.isRunning
                 guard previous.vlans != info.vlans || stoppedForwarding else { return [] }
                 return [.bridgePort(device: link.name, bridge: bridge, change: Self.change(from: previous, to: info))]
             }
@@ -313,7 +328,9 @@ public struct CoherenceWatch: Sendable {
             return [.bridgePort(device: link.name, bridge: bridge,
                                 change: "bridge attributes changed (\(info.vlans?.description ?? "no VLAN information"), first seen)")]
         case .bridgeVLANChanged(let index):
-            guard let link = topology.link(index: index) else { return [] }
+            // A port being created or deleted announces its default VLAN; only
+            // a port that is up and has its starting point can change.
+            guard let link = topology.link(index: index), link.isUp else { return [] }
             let bridge = link.kind == .bridge && served.bridges.contains(link.name) ? link.name
                 : servedMaster(link, topology, served)
             guard let bridge else { return [] }
@@ -352,7 +369,9 @@ public struct CoherenceWatch: Sendable {
         if before.masterIndex != after.masterIndex {
             portInfo[after.index] = nil
             if after.masterIndex != nil { joined.insert(after.index) }
-            if let beforeBridge { causes.append(.portLeft(port: before.name, bridge: beforeBridge)) }
+            // A port that is down when it leaves (a port being deleted goes
+            // down first) has had its flows torn down or can carry none.
+            if let beforeBridge, after.isUp { causes.append(.portLeft(port: before.name, bridge: beforeBridge)) }
         }
         let serves = beforeBridge != nil || served.l3Devices.contains(before.name)
             || served.flowtableDevices.contains(before.name)

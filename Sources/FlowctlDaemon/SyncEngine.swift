@@ -227,6 +227,11 @@ public final class SyncEngine {
                 logger.info("full resync", metadata: ["reason": "\(reason ?? "start")"])
             }
             let outcome = try reconcile(intent: intent)
+            if outcome.applied, outcome.batch.changes.contains(where: { if case .addFlowtable = $0 { true } else { false } }) {
+                // The flowtable was created (a repair after `nft delete table`,
+                // say): every flow meets the current rules anyway.
+                scheduler.discardPending()
+            }
             resyncReason = nil
             pending = false
             failureStreak = 0

@@ -56,6 +56,11 @@ final class CoherenceTests: XCTestCase {
         XCTAssertEqual(watch.causes(for: .bridgePort(index: tap9.index, vlan10), topology: topology, served: served), [])
         XCTAssertEqual(watch.causes(for: .bridgeVLANChanged(index: tap9.index), topology: topology, served: served).count, 1,
                        "once its starting point is known, a VLAN notification is a change")
+        var down = joined
+        down.isUp = false
+        topology.apply(.link(down))
+        XCTAssertEqual(watch.causes(for: .bridgeVLANChanged(index: tap9.index), topology: topology, served: served), [],
+                       "a port going away announces its VLANs gone: no change to its (torn down) flows")
     }
 
     func testOnlyAPortThatStopsForwardingIsAnSTPCause() {
@@ -67,8 +72,17 @@ final class CoherenceTests: XCTestCase {
         _ = watch.causes(for: .bridgePort(index: vnet1, disabled), topology: topology, served: served)
         XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, vlan10), topology: topology, served: served), [],
                        "a port that starts forwarding had no flows")
-        XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, disabled), topology: topology, served: served),
-                       [.bridgePort(device: "vnet1", bridge: "br0", change: "STP forwarding -> disabled")])
+        var blocking = vlan10
+        blocking.state = 4
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, blocking), topology: topology, served: served),
+                       [.bridgePort(device: "vnet1", bridge: "br0", change: "STP forwarding -> blocking")])
+        // Going down (a port being deleted, a VM's peer gone): the kernel's business.
+        _ = watch.causes(for: .bridgePort(index: vnet1, vlan10), topology: topology, served: served)
+        var down = topology
+        var link = topology.link(named: "vnet1")!
+        link.isUp = false
+        down.apply(.link(link))
+        XCTAssertEqual(watch.causes(for: .bridgePort(index: vnet1, disabled), topology: down, served: served), [])
     }
 
     func testAPortCreatedWithItsMasterHasNoChangeAtFirst() {

@@ -33,6 +33,21 @@ extension SyncEngineTests {
         XCTAssertNil(engine.scheduler.due())
     }
 
+    func testARepairThatRecreatesTheFlowtableNeedsNoReevaluation() throws {
+        let (engine, _, backend) = try makeEngine()
+        engine.step()
+        backend.removeTable(FlowctlNames.table)  // `nft delete table inet flowctl`
+        let start = ContinuousClock.now
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 10, pid: 777, tables: [FlowctlNames.table]))],
+                       at: start)
+        XCTAssertNotNil(engine.scheduler.due())
+        engine.step(now: start)
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"], "repaired")
+        XCTAssertNil(engine.scheduler.due(), "the repair created the flowtable: nothing left to re-evaluate")
+        engine.step(now: start + .milliseconds(30))
+        XCTAssertEqual(engine.statistics.reevaluations, 0)
+    }
+
     func testAutomaticReevaluationCanBeTurnedOff() throws {
         let store = IntentStore(directory: directory)
         try store.save(Intent(bridges: ["br0": BridgeIntent()]))

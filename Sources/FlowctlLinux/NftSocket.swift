@@ -124,13 +124,7 @@ final class NetfilterSocket {
     }
 
     /// Room for at least `bytes` of replies (acks of a large batch).
-    func reserveReceiveBuffer(_ bytes: Int) {
-        var size = Int32(clamping: bytes)
-        // SO_RCVBUFFORCE needs CAP_NET_ADMIN, which every caller has anyway.
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-    }
+    func reserveReceiveBuffer(_ bytes: Int) { reserveNetlinkReceiveBuffer(fd, bytes) }
 
     func reserveSendBuffer(_ bytes: Int) {
         guard bytes > 200_000 else { return }
@@ -214,5 +208,15 @@ final class NetfilterSocket {
                 }
             }
         }
+    }
+}
+
+/// Room for at least `bytes` of netlink messages on `fd`, past
+/// net.core.rmem_max: SO_RCVBUFFORCE needs CAP_NET_ADMIN, which every caller
+/// has anyway; SO_RCVBUF (capped) otherwise.
+func reserveNetlinkReceiveBuffer(_ fd: Int32, _ bytes: Int) {
+    var size = Int32(clamping: bytes)
+    if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 }

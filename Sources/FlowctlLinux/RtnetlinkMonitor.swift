@@ -24,8 +24,9 @@ public final class RtnetlinkMonitor: TopologyEventSource {
         // VLAN changes through AF_BRIDGE RTM_NEWLINK only, which is joined above.
         _ = nl_socket_add_membership(socket, Int32(RTNLGRP_BRVLAN.rawValue))
         _ = nl_socket_set_nonblocking(socket)
-        // Room for a burst of thousands of notifications; ENOBUFS is still handled.
-        _ = nl_socket_set_buffer_size(socket, 8 << 20, 0)
+        // Room for a burst of thousands of notifications (libnl's own setter
+        // is capped by net.core.rmem_max); ENOBUFS is still handled.
+        reserveNetlinkReceiveBuffer(nl_socket_get_fd(socket), 8 << 20)
     }
 
     deinit { nl_socket_free(socket) }

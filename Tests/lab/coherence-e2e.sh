@@ -133,6 +133,13 @@ bridge vlan add dev vnet1 vid 10 pvid untagged
 wait_for 'flowing 7000' 2 || fail "vm1's flow does not come back in VLAN 10"
 wait_for 'offloaded 7000' 2 || fail "vm1's flow is not offloaded again in VLAN 10"
 
+step "(4) a VLAN on the bridge itself is a bridge change, not a link change: the flowtable keeps its devices"
+bridge vlan add dev br0 vid 12 self
+sleep 0.5
+devices=$(nft -j list flowtable inet flowctl fastpath | jq -r '.nftables[] | select(.flowtable) | .flowtable.dev | if type == "array" then .[] else . end' | sort | tr '\n' ' ')
+[ "$devices" = "up0 vnet1 vnet2 vnet3 " ] || fail "after bridge vlan add ... self the flowtable lists '$devices'"
+wait_for 'flowing 7001 && offloaded 7001' 3 || fail "flow B is not back on the fast path after the bridge VLAN change"
+
 step "(5) MAC move: vm1's MAC and address show up on vnet3; traffic to it follows the FDB"
 ext python3 "$UDPFLOW" send 198.18.10.2 7030 --sport 6030 --rate 2000 --duration 600 >/dev/null 2>&1 &
 vm1 python3 "$UDPFLOW" recv 7030 --status "$work/r7030" &

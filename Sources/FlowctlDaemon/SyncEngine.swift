@@ -105,17 +105,15 @@ public final class SyncEngine {
         coherence.seed(fdb: fdb, neighbours: neighbours)
     }
 
-    /// The devices the current plan serves (what the coherence watch looks at).
-    private var served: CoherenceWatch.Served {
-        lastOutcome.map { CoherenceWatch.Served(plan: $0.plan) } ?? CoherenceWatch.Served()
-    }
+    /// The devices the current plan serves (what the coherence watch looks
+    /// at), kept with the plan it comes from.
+    private var served = CoherenceWatch.Served()
 
     // MARK: Input
 
     public func receive(_ events: [TopologyEvent], at instant: ContinuousClock.Instant = .now) {
         guard !events.isEmpty else { return }
         statistics.events += events.count
-        let served = self.served
         var changesPlan = false
         for event in events {
             if scheduler.settings.automatic, let topology {
@@ -360,6 +358,7 @@ public final class SyncEngine {
             logger.warning("\(warning)")
         }
         metrics.devices(outcome.plan.desired?.flowtable.devices.count ?? 0)
+        if outcome.plan != lastOutcome?.plan { served = CoherenceWatch.Served(plan: outcome.plan) }
         lastOutcome = outcome
     }
 

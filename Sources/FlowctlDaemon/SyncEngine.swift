@@ -74,19 +74,19 @@ public final class SyncEngine {
     }
 
     /// True when `step()` has work to do now.
+    /// A due re-evaluation waits for a pending reconcile (it recreates the
+    /// flowtable the reconcile brings up to date).
     public func hasWork(now: ContinuousClock.Instant = .now) -> Bool {
-        if scheduler.ready(now: now) { return true }
-        guard pending || resyncReason != nil else { return false }
+        guard pending || resyncReason != nil else { return scheduler.ready(now: now) }
         if let retryAfter, now < retryAfter { return false }
         return true
     }
 
     /// How long the loop may sleep before `step()` must run again.
     public func sleepBudget(now: ContinuousClock.Instant = .now) -> Duration? {
-        let reevaluation = scheduler.due().map { max(.zero, $0 - now) }
-        guard pending || resyncReason != nil else { return reevaluation }
-        let retry = retryAfter.map { max(.zero, $0 - now) } ?? .zero
-        return min(retry, reevaluation ?? retry)
+        guard pending || resyncReason != nil else { return scheduler.due().map { max(.zero, $0 - now) } }
+        guard let retryAfter else { return .zero }
+        return max(.zero, retryAfter - now)
     }
 
     /// The neighbours and bridge FDB as they are at start: the coherence

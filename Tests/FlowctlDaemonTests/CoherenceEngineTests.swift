@@ -48,6 +48,23 @@ extension SyncEngineTests {
         XCTAssertEqual(engine.statistics.reevaluations, 0)
     }
 
+    func testADueReevaluationWaitsForAFailingReconcileWithoutSpinning() throws {
+        let (engine, source, backend) = try makeEngine()
+        engine.step()
+        let start = ContinuousClock.now
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 10, pid: 777, tables: []))], at: start)
+        // A new port the kernel refuses (ENOENT): the reconcile fails and backs off.
+        backend.existingDevices = ["eth0", "vnet0", "vnet1"]
+        source.topology = topology(ports: 3)
+        engine.receive([TopologyEvent.link(source.topology.link(named: "vnet2")!)], at: start)
+        engine.step(now: start + .milliseconds(25))
+        XCTAssertEqual(engine.statistics.errors, 1)
+        XCTAssertEqual(engine.statistics.reevaluations, 0)
+        let later = ContinuousClock.now
+        XCTAssertFalse(engine.hasWork(now: later), "nothing to do until the retry is due")
+        XCTAssertGreaterThan(try XCTUnwrap(engine.sleepBudget(now: later)), .zero, "the loop sleeps until the retry")
+    }
+
     func testAutomaticReevaluationCanBeTurnedOff() throws {
         let store = IntentStore(directory: directory)
         try store.save(Intent(bridges: ["br0": BridgeIntent()]))

@@ -3,6 +3,7 @@ import FlowctlCore
 import FlowctlDaemon
 import FlowctlLinux
 import Foundation
+import Glibc
 import Logging
 import Metrics
 import Prometheus
@@ -82,6 +83,9 @@ struct DaemonCommand: ParsableCommand {
     }
 
     func runDaemon() throws {
+            // A vanished reader (a closed stderr pipe, a client gone) is an
+            // EPIPE for that write, never the end of the daemon.
+            signal(SIGPIPE, SIG_IGN)
             let configuration = try resolvedConfiguration()
             let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
             LoggingSystem.bootstrap { label in

@@ -134,11 +134,14 @@ func unixAddress(_ path: String) -> sockaddr_un? {
     return address
 }
 
+/// Writes all of `data` to the stream socket `fd`. MSG_NOSIGNAL: a peer
+/// that closed early is an EPIPE for this call, never a SIGPIPE that ends
+/// the process (a client that vanishes must not kill the daemon).
 func writeAll(_ fd: Int32, _ data: Data) -> Bool {
     data.withUnsafeBytes { raw in
         var offset = 0
         while offset < raw.count {
-            let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            let written = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
             if written < 0 {
                 if errno == EINTR { continue }
                 return false

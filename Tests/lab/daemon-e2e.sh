@@ -122,6 +122,18 @@ echo "$metrics" | grep -q '^flowctl_resyncs_total' || fail "resync counter missi
 step "status through the daemon"
 "$FLOWCTL" status | grep -q "daemon: pid" || fail "status did not come from the daemon"
 
+step "clients that close before reading their answer do not kill the daemon (no SIGPIPE)"
+for i in 1 2 3 4 5 6; do
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"{\"version\":1,\"command\":\"status\"}\n")
+s.close()' "$sock" || fail "the raw client could not talk to the daemon"
+done
+sleep 0.5
+kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon died after clients closed early (exit status: $(wait "$daemon_pid"; echo $?))"
+"$FLOWCTL" status | grep -q "daemon: pid" || fail "status after early-closing clients did not come from the daemon"
+
 step "an offloaded flow keeps flowing, without loss, while 100 other ports churn"
 ip netns add dvm
 ip netns add dext

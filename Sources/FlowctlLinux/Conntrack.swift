@@ -47,27 +47,26 @@ public struct ConntrackReader: ConntrackSource {
         let operation = "dump conntrack through ctnetlink"
         let socket = try NetfilterSocket(operation: operation)
         let seq = socket.allocateSeq()
-        let length = statusFilter == nil ? 20 : 36
-        var request = [UInt8](repeating: 0, count: length)
-        request.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(length), toByteOffset: 0, as: UInt32.self)
+        // The request through libmnl: header, nfgenmsg (AF_UNSPEC: IPv4 and
+        // IPv6, version 0), and the optional status filter attributes.
+        var request = [UInt8](repeating: 0, count: 64)
+        let length = request.withUnsafeMutableBytes { raw -> Int in
+            let nlh = mnl_nlmsg_put_header(raw.baseAddress)!
+            nlh.pointee.nlmsg_type = Self.NFNL_SUBSYS_CTNETLINK << 8 | Self.IPCTNL_MSG_CT_GET
+            nlh.pointee.nlmsg_flags = NftConst.NLM_F_REQUEST | NftConst.NLM_F_DUMP
+            nlh.pointee.nlmsg_seq = seq
+            _ = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)
             if let statusFilter {
-                // Two 8-byte attributes, values in network order.
-                for (offset, type) in [(20, Self.CTA_STATUS), (28, Self.CTA_STATUS_MASK)] {
-                    raw.storeBytes(of: UInt16(8), toByteOffset: offset, as: UInt16.self)
-                    raw.storeBytes(of: type, toByteOffset: offset + 2, as: UInt16.self)
-                    raw.storeBytes(of: statusFilter.bigEndian, toByteOffset: offset + 4, as: UInt32.self)
-                }
+                mnl_attr_put_u32(nlh, Self.CTA_STATUS, statusFilter.bigEndian)
+                mnl_attr_put_u32(nlh, Self.CTA_STATUS_MASK, statusFilter.bigEndian)
             }
-            raw.storeBytes(of: Self.NFNL_SUBSYS_CTNETLINK << 8 | Self.IPCTNL_MSG_CT_GET, toByteOffset: 4, as: UInt16.self)
-            raw.storeBytes(of: NftConst.NLM_F_REQUEST | NftConst.NLM_F_DUMP, toByteOffset: 6, as: UInt16.self)
-            raw.storeBytes(of: seq, toByteOffset: 8, as: UInt32.self)
-            // nfgenmsg: AF_UNSPEC (IPv4 and IPv6), version 0, res_id 0.
+            return Int(nlh.pointee.nlmsg_len)
         }
         var entries = 0, offloaded = 0, hardware = 0
         do {
             let replies = try request.withUnsafeBytes {
-                try socket.request($0, seq: seq, dump: true, operation: operation)
+                try socket.request(UnsafeRawBufferPointer(rebasing: $0[..<length]), seq: seq, dump: true,
+                                   operation: operation)
             }
             for reply in replies {
                 entries += 1

@@ -49,7 +49,7 @@ public final class RtnetlinkMonitor: TopologyEventSource {
 
     /// The bridge FDB and the IPv4/IPv6 neighbours as events, from dumps:
     /// the coherence watch's starting point.
-    public static func neighbourDump() throws -> [TopologyEvent] {
+    static func neighbourDump() throws -> [TopologyEvent] {
         let decoder = RtnetlinkDecoder()
         let operation = "dump neighbours and bridge FDB"
         let socket = try RtnetlinkDecoder.openSocket(decoder, operation: operation)

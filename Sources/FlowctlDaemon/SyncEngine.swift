@@ -117,7 +117,11 @@ public final class SyncEngine {
         var changesPlan = false
         for event in events {
             if scheduler.settings.automatic, let topology {
-                scheduler.note(coherence.causes(for: event, topology: topology, served: served), at: instant)
+                let causes = coherence.causes(for: event, topology: topology, served: served)
+                if !causes.isEmpty, logger.logLevel <= .debug {
+                    logger.debug("re-evaluation due", metadata: ["causes": "\(causes)", "event": "\(event)"])
+                }
+                scheduler.note(causes, at: instant)
             }
             // Only links, default routes and lost events can change the plan;
             // the rest matters to the coherence watch alone.

@@ -116,6 +116,9 @@ udp_flow_to() {
     ext python3 "$UDPFLOW" send "$dst" "$port" --sport $((port - 1000)) --rate 2000 --duration 600 >/dev/null 2>&1 &
 }
 received() { cut -d' ' -f1 "$work/r$1"; }
+# UDP datagrams of flow PORT the network lost so far (sequence numbers
+# never received, less those the slow receiver's socket overflowed).
+lost() { awk '{ print $3 + 1 - $1 - $4 }' "$work/r$1"; }
 # Packets of flow PORT that arrive within 0.5 s.
 rate() { local a b; a=$(received "$1"); sleep 0.5; b=$(received "$1"); echo $((b - a)); }
 flowing() { [ "$(rate "$1")" -gt 100 ]; }

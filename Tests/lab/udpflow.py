@@ -10,9 +10,11 @@ counts messages the same way.
 
 The sender sends one 8-byte sequence number per datagram from a fixed
 source port (one conntrack entry). The receiver keeps FILE current (every
-10 ms, atomically): "received last_arrival_ns" with CLOCK_MONOTONIC
+10 ms, atomically): "received last_arrival_ns highest_seq overflows" with CLOCK_MONOTONIC
 nanoseconds, which every process of one kernel shares, so a test can
-compare an arrival with the moment it changed something. With --times it
+compare an arrival with the moment it changed something; UDP adds the
+highest sequence number seen and the socket's overflow count, so
+"highest + 1 - received - overflows" counts datagrams the network lost. With --times it
 writes every arrival time (ns, one per line) when it ends (SIGTERM or
 --duration).
 """
@@ -78,6 +80,10 @@ def recv(args):
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # The socket's own overflow count comes with every datagram
+    # (SO_RXQ_OVFL, Linux's value 40): a slow reader is not network loss.
+    if not tcp:
+        s.setsockopt(socket.SOL_SOCKET, 40, 1)
     s.bind(("::", port))
     if tcp:
         s.listen(1)
@@ -85,7 +91,7 @@ def recv(args):
         open(ready, "w").close()
         s, _ = s.accept()
     s.settimeout(0.01)
-    received, last, times = 0, 0, []
+    received, last, times, highest, overflows = 0, 0, [], -1, 0
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     end = time.monotonic() + duration
@@ -94,17 +100,25 @@ def recv(args):
     def write_status():
         tmp = status + ".tmp"
         with open(tmp, "w") as f:
-            f.write(f"{received} {last}\n")
+            f.write(f"{received} {last} {highest} {overflows}\n")
         os.rename(tmp, status)
 
     write_status()
     while not stop and time.monotonic() < end:
         try:
-            data = s.recv(65536)
-            if tcp and not data:
-                break
+            if tcp:
+                data = s.recv(65536)
+                if not data:
+                    break
+            else:
+                data, ancillary, _, _ = s.recvmsg(64, 64)
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == 40 and len(value) >= 4:
+                        overflows = struct.unpack("I", value[:4])[0]
             last = time.monotonic_ns()
             received += len(data) // 8 if tcp else 1
+            if not tcp and len(data) >= 8:
+                highest = max(highest, struct.unpack("!Q", data[:8])[0])
             if times_file:
                 times.append(last)
         except socket.timeout:

@@ -127,7 +127,7 @@ final class RtnetlinkDecoder {
             change.removed = type == Int32(RTM_DELROUTE)
             // A device coming up brings IPv6 link-local and multicast routes:
             // those are dropped here, so they cost neither a resync nor a re-evaluation.
-            if change.matters || (change.isDefault && change.table != Route.localTable) { pending.append(.route(change)) }
+            if change.matters { pending.append(.route(change)) }
         case Int32(RTM_NEWNEIGH), Int32(RTM_DELNEIGH):
             var box = ParsedNeighbour(removed: type == Int32(RTM_DELNEIGH))
             withUnsafeMutablePointer(to: &box) { pointer in

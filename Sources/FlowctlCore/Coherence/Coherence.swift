@@ -48,8 +48,6 @@ public enum ReevaluationCause: Hashable, Sendable, Codable, CustomStringConverti
         }
     }
 
-    public static let allKinds = ["nftables", "bridge_port", "fdb", "link", "neighbour", "route", "requested"]
-
     public var description: String {
         switch self {
         case .rulesetCommit(let pid, let tables):

@@ -90,16 +90,7 @@ public struct CoherenceWatch: Sendable {
             // A port that is down carries no flows (the kernel tore down
             // those of a flowtable device); its VLANs are remembered.
             guard let link = topology.link(index: index) else { return [] }
-            guard link.isUp else {
-                portInfo[index] = info
-                return []
-            }
-            let bridge: String
-            if link.kind == .bridge, served.bridges.contains(link.name) {
-                bridge = link.name
-            } else if let master = servedMaster(link, topology, served) {
-                bridge = master
-            } else {
+            guard link.isUp, let bridge = servedBridge(of: link, topology, served) else {
                 portInfo[index] = info
                 return []
             }
@@ -111,7 +102,7 @@ public struct CoherenceWatch: Sendable {
                 // to make wrong; one disabled because it went down or lost
                 // its carrier is handled by the kernel or leads nowhere.
                 let stoppedForwarding = previous.state == BridgePortInfo.forwarding
-                    && info.state != BridgePortInfo.forwarding && link.isUp && link.isRunning
+                    && info.state != BridgePortInfo.forwarding && link.isRunning
                 guard previous.vlans != info.vlans || stoppedForwarding else { return [] }
                 return [.bridgePort(device: link.name, bridge: bridge, change: Self.change(from: previous, to: info))]
             }
@@ -121,10 +112,8 @@ public struct CoherenceWatch: Sendable {
         case .bridgeVLANChanged(let index):
             // A port being created or deleted announces its default VLAN; only
             // a port that is up and has its starting point can change.
-            guard let link = topology.link(index: index), link.isUp else { return [] }
-            let bridge = link.kind == .bridge && served.bridges.contains(link.name) ? link.name
-                : servedMaster(link, topology, served)
-            guard let bridge else { return [] }
+            guard let link = topology.link(index: index), link.isUp,
+                  let bridge = servedBridge(of: link, topology, served) else { return [] }
             if portInfo[index] == nil && joined.contains(index) { return [] }
             return [.bridgePort(device: link.name, bridge: bridge, change: "VLAN entries changed")]
         case .fdb(let mac, let port, let removed):
@@ -176,6 +165,13 @@ public struct CoherenceWatch: Sendable {
             causes.append(.deviceDown(device: before.name))
         }
         return causes
+    }
+
+    /// The served bridge a bridge message is about: the bridge itself, or
+    /// the bridge the port belongs to.
+    private func servedBridge(of link: Link, _ topology: Topology, _ served: Served) -> String? {
+        if link.kind == .bridge, served.bridges.contains(link.name) { return link.name }
+        return servedMaster(link, topology, served)
     }
 
     private func servedMaster(_ link: Link, _ topology: Topology, _ served: Served) -> String? {

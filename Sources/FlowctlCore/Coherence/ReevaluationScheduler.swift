@@ -27,7 +27,7 @@ public struct ReevaluationScheduler: Sendable {
     public mutating func note(_ causes: [ReevaluationCause], at instant: ContinuousClock.Instant) {
         guard !causes.isEmpty else { return }
         if firstPending == nil { firstPending = instant }
-        // Bounded: a storm keeps its first causes and a count.
+        // Bounded: a storm keeps its first 64 distinct causes.
         for cause in causes where pending.count < 64 && !pending.contains(cause) { pending.append(cause) }
     }
 
@@ -39,7 +39,7 @@ public struct ReevaluationScheduler: Sendable {
         return max(coalesced, lastRun + settings.minInterval)
     }
 
-    /// The causes to handle now, if due; the caller re-evaluates and calls `ran(at:)`.
+    /// Whether the pending causes are due now (then `take` them and re-evaluate).
     public func ready(now: ContinuousClock.Instant) -> Bool {
         guard let due = due() else { return false }
         return now >= due
@@ -55,8 +55,7 @@ public struct ReevaluationScheduler: Sendable {
     public mutating func take(now: ContinuousClock.Instant) -> (causes: [ReevaluationCause], since: ContinuousClock.Instant)? {
         guard let firstPending else { return nil }
         defer {
-            pending = []
-            self.firstPending = nil
+            discardPending()
             lastRun = now
         }
         return (pending, firstPending)

@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "FlowctlDaemon",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux",
+                "FlowctlCore", "FlowctlLinux", "CFlowctlNet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -103,6 +103,13 @@ struct DaemonCommand: ParsableCommand {
             ]
             MetricsSystem.bootstrap(factory)
 
+            // One writer per host: a second daemon is refused, naming the first;
+            // a one-shot command that is changing the host is waited for.
+            if let running = try ControlClient.send(ControlRequest(command: .status), to: .daemon, timeoutSeconds: 5) {
+                throw ControlServer.SetupError.alreadyRunning(
+                    "another flowctl daemon runs in this network namespace (\(running.daemon?.summary ?? "it does not say which"))")
+            }
+            let writerLock = try HostWriterLock.acquire()
             let edges = Runtime.makeEdges()
             let store = IntentStore(directory: configuration.stateDir)
             // Subscribe before the first dump, so nothing falls between them.
@@ -139,7 +146,7 @@ struct DaemonCommand: ParsableCommand {
             }
             finished.wait()
             metricsServer?.stop()
-            withExtendedLifetime(control) {}
+            withExtendedLifetime((control, writerLock)) {}
             if let failure = result.failure { throw failure }
     }
 }

@@ -29,12 +29,9 @@ struct EnableCommand: ParsableCommand {
     @OptionGroup var state: StateOptions
 
     func validate() throws {
-        try validateInterfaceName(bridge, what: "bridge")
-        for uplink in uplinks {
-            try validateInterfaceName(uplink, what: "uplink")
-            if uplink == bridge { throw ValidationError("--uplink \(uplink) is the bridge itself") }
+        do { try BridgeIntent(uplinks: uplinks, hwOffload: hwOffload).validate(bridge: bridge) } catch {
+            throw ValidationError(error.description)
         }
-        if Set(uplinks).count != uplinks.count { throw ValidationError("--uplink names a device twice") }
     }
 
     func run() throws {

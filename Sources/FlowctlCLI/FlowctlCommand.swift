@@ -8,7 +8,7 @@ public struct FlowctlCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             EnableCommand.self, DisableCommand.self, StatusCommand.self, PlanCommand.self, DoctorCommand.self,
-            DaemonCommand.self, ReevaluateCommand.self, BenchCommand.self, TrafficCommand.self,
+            DaemonCommand.self, ReevaluateCommand.self, ApplyCommand.self, BenchCommand.self, TrafficCommand.self,
         ])
 
     public init() {}

@@ -1,4 +1,5 @@
 import FlowctlCore
+import FlowctlDaemon
 
 /// Stores a new intent and brings the kernel to it, all or nothing: the new
 /// intent is written to a temp file first (so a full disk fails before the
@@ -8,7 +9,7 @@ import FlowctlCore
 func change(
     store: IntentStore, required: Set<String> = [], _ edit: (inout Intent) throws -> Void
 ) throws -> (intent: Intent, outcome: ReconcileOutcome) {
-    try store.withLock {
+    try asHostWriter { try store.withLock {
         let old = try store.load()
         var new = old
         try edit(&new)
@@ -28,7 +29,17 @@ func change(
             throw error
         }
         return (new, outcome)
-    }
+    } }
+}
+
+/// Runs a one-shot change of the kernel holding the host writer lock, so
+/// no daemon and no other command writes flowctl's table meanwhile (a
+/// daemon that is running answers the command instead: StateOptions.daemon).
+/// Tests with fake edges (Runtime.useDaemon off) touch no host and take no lock.
+func asHostWriter<T>(_ body: () throws -> T) throws -> T {
+    guard Runtime.useDaemon else { return try body() }
+    let lock = try HostWriterLock.acquire()
+    return try withExtendedLifetime(lock) { try body() }
 }
 
 extension Reconciler {

@@ -44,9 +44,11 @@ struct ReevaluateCommand: ParsableCommand {
                 through = " (through the daemon)"
             } else {
                 let edges = Runtime.makeEdges()
-                record = try OneShotReevaluation.run(
-                    bridges: bridges, ports: ports, intent: try state.store.load(), topology: edges.topology,
-                    backend: edges.backend, conntrack: edges.conntrack, clock: { Date().timeIntervalSince1970 })
+                record = try asHostWriter {
+                    try OneShotReevaluation.run(
+                        bridges: bridges, ports: ports, intent: try state.store.load(), topology: edges.topology,
+                        backend: edges.backend, conntrack: edges.conntrack, clock: { Date().timeIntervalSince1970 })
+                }
             }
             if output.json { return try printJSON(record) }
             say(record.line + through)

@@ -81,11 +81,17 @@ struct StateOptions: ParsableArguments {
     }
 
     /// Sends the request to a running daemon; nil when none listens (the
-    /// command then works one-shot). A refusal by the daemon is an error.
+    /// command then works one-shot). The daemon of this network namespace
+    /// answers even when the socket path differs (one writer per host).
+    /// A refusal by the daemon is an error.
     func daemon(_ request: ControlRequest) throws -> ControlResponse? {
-        guard Runtime.useDaemon, let response = try ControlClient.send(request, socketPath: socketPath) else {
-            return nil
+        guard Runtime.useDaemon else { return nil }
+        var answer = try ControlClient.send(request, socketPath: socketPath)
+        if answer == nil, let other = try ControlClient.send(request, to: .daemon) {
+            Runtime.standardError("note: no daemon listens on \(socketPath); the daemon of this network namespace answered (\(other.daemon?.summary ?? "it does not say which"))\n")
+            answer = other
         }
+        guard let response = answer else { return nil }
         guard response.ok else { throw ControlClientError.daemon(response.error ?? "the daemon refused the request") }
         return response
     }

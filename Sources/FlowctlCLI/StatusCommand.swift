@@ -39,6 +39,8 @@ struct StatusReport: Codable {
     var slowPathPackets: UInt64?
     var conntrack: Conntrack
     var changesApplied: [String]
+    /// One-shot status: what `flowctl apply` would change (status itself writes nothing).
+    var pendingChanges: [String] = []
     var warnings: [String]
     /// Set when a running daemon answered.
     var daemon: DaemonInfo?
@@ -48,7 +50,10 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show each enabled bridge's fast path, offloaded flows and conntrack use.",
-        discussion: "Also re-applies the stored intent (after a reboot, or if something moved).")
+        discussion: """
+            Reads only: what differs between the kernel and the stored intent is listed \
+            as pending changes; `flowctl apply` (or the daemon) makes them.
+            """)
 
     @OptionGroup var state: StateOptions
     @OptionGroup var output: OutputOptions
@@ -78,15 +83,17 @@ struct StatusCommand: ParsableCommand {
                 }
                 return
             }
+            // One-shot: read only, nothing is written (not even the lock file).
             let edges = Runtime.makeEdges()
             let store = state.store
-            let (intent, outcome) = try store.withLock { () throws -> (Intent, ReconcileOutcome) in
-                let intent = try store.load()
-                return (intent, try Reconciler(edges: edges).reconcile(intent: intent))
-            }
-            let table = try edges.backend.table(FlowctlNames.table)
+            let intent = try store.load()
+            let outcome = try Reconciler(edges: edges).reconcile(intent: intent, dryRun: true)
             let conntrack = try edges.conntrack.summary()
-            let report = makeReport(intent: intent, outcome: outcome, table: table, conntrack: conntrack)
+            var report = makeReport(intent: intent, outcome: outcome, table: outcome.kernelBefore, conntrack: conntrack)
+            report.pendingChanges = NftText.commands(outcome.batch)
+            if !store.directoryExists {
+                report.warnings.insert("state directory \(store.directory) does not exist: no bridge is enabled there", at: 0)
+            }
             if output.json { try printJSON(report) } else { printText(report) }
         }
     }
@@ -155,6 +162,11 @@ struct StatusCommand: ParsableCommand {
             say("conntrack: \(count) / \(max) entries (\(percent)%)")
         } else {
             say("conntrack: count unavailable (nf_conntrack not loaded?)")
+        }
+        if !report.pendingChanges.isEmpty {
+            say("NOT in sync with the stored intent: \(report.pendingChanges.count) pending change\(report.pendingChanges.count == 1 ? "" : "s") (`flowctl apply` makes them):")
+            for line in report.pendingChanges.prefix(20) { say("  \(BatchError.abbreviated(line))") }
+            if report.pendingChanges.count > 20 { say("  ... (\(report.pendingChanges.count - 20) more; `flowctl plan` lists all)") }
         }
         if !report.changesApplied.isEmpty {
             say("re-applied \(report.changesApplied.count) change\(report.changesApplied.count == 1 ? "" : "s") to match the stored intent")

@@ -36,3 +36,38 @@ public struct Intent: Hashable, Sendable, Codable {
     public var isEmpty: Bool { bridges.isEmpty }
     public var bridgeNames: [String] { bridges.keys.sorted() }
 }
+
+/// Why a bridge's intent cannot be taken. The CLI, the daemon's control
+/// socket and the state file all check with `BridgeIntent.validate`, so
+/// no way in accepts what another refuses.
+public struct IntentValidationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension BridgeIntent {
+    /// At most this many uplinks per bridge (a host has a handful; a list
+    /// in the hundreds is a mistake, not a configuration).
+    public static let maxUplinks = 64
+
+    /// Checks `bridge` and these options: valid interface names, no uplink
+    /// that is the bridge itself or named twice, not too many.
+    public func validate(bridge: String) throws(IntentValidationError) {
+        guard Planner.isValidInterfaceName(bridge) else {
+            throw IntentValidationError("bridge \(bridge.debugDescription) is not a valid interface name (1 to 15 bytes, no '/', ':' or white space)")
+        }
+        for uplink in uplinks {
+            guard Planner.isValidInterfaceName(uplink) else {
+                throw IntentValidationError("uplink \(uplink.debugDescription) is not a valid interface name (1 to 15 bytes, no '/', ':' or white space)")
+            }
+            if uplink == bridge { throw IntentValidationError("uplink \(uplink) is the bridge itself") }
+        }
+        if Set(uplinks).count != uplinks.count {
+            let twice = Dictionary(grouping: uplinks, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+            throw IntentValidationError("uplink \(twice.joined(separator: ", ")) named twice")
+        }
+        if uplinks.count > Self.maxUplinks {
+            throw IntentValidationError("\(uplinks.count) uplinks; at most \(Self.maxUplinks) per bridge")
+        }
+    }
+}

@@ -18,13 +18,77 @@ public struct IntentStore: Sendable {
         self.directory = directory
     }
 
-    /// The stored intent; an absent file is an empty intent.
+    /// Largest state file read (a real one is a few hundred bytes).
+    public static let maxFileBytes = 1 << 20
+
+    /// The stored intent; an absent file is an empty intent. Anything else
+    /// that is not a readable regular file (a dangling or looping symlink, a
+    /// directory, a FIFO, a device) is an error naming what it is: taking it
+    /// for "nothing enabled" would remove the fast path.
     public func load() throws(IntentStoreError) -> Intent {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            if access(path, F_OK) == 0 { throw .unreadable(path, reason: lastError()) }
-            return Intent()
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            if errno == ENOENT || errno == ENOTDIR && !directoryIsFile { return Intent() }
+            throw .unreadable(path, reason: lastError())
+        }
+        // O_NONBLOCK: a FIFO must not block the open.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if info.st_mode & S_IFMT == S_IFLNK {
+                switch code {
+                case ENOENT: throw .unreadable(path, reason: "a symbolic link to nothing (\(linkTarget ?? "?"))")
+                case ELOOP: throw .unreadable(path, reason: "a symbolic link loop")
+                default: break
+                }
+            }
+            throw .unreadable(path, reason: String(cString: strerror(code)))
+        }
+        defer { close(fd) }
+        guard fstat(fd, &info) == 0 else { throw .unreadable(path, reason: lastError()) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw .unreadable(path, reason: "not a regular file (\(Self.fileType(info.st_mode)))")
+        }
+        guard info.st_size <= Self.maxFileBytes else {
+            throw .unreadable(path, reason: "\(info.st_size) bytes; a state file is at most \(Self.maxFileBytes)")
+        }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while data.count <= Self.maxFileBytes {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path, reason: lastError())
+            }
+            if count == 0 { break }
+            data.append(contentsOf: chunk[0..<count])
         }
         return try Self.decode(data, path: path)
+    }
+
+    /// The state directory is missing (a mistyped --state-dir, say).
+    public var directoryExists: Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// ENOTDIR from lstat: some component of the directory is a file.
+    private var directoryIsFile: Bool {
+        var info = stat()
+        return stat(directory, &info) == 0 && info.st_mode & S_IFMT != S_IFDIR
+    }
+
+    private var linkTarget: String? { try? FileManager.default.destinationOfSymbolicLink(atPath: path) }
+
+    static func fileType(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "mode \(String(mode, radix: 8))"
+        }
     }
 
     static func decode(_ data: Data, path: String) throws(IntentStoreError) -> Intent {
@@ -39,12 +103,9 @@ public struct IntentStore: Sendable {
         guard intent.version == Intent.currentVersion else {
             throw .corrupt(path, reason: "version \(intent.version) is not supported (this flowctl reads version \(Intent.currentVersion))")
         }
-        for name in intent.bridges.keys.sorted() where !Planner.isValidInterfaceName(name) {
-            throw .corrupt(path, reason: "bridge name \(name.debugDescription) is not a valid interface name")
-        }
-        for (name, bridge) in intent.bridges {
-            for uplink in bridge.uplinks where !Planner.isValidInterfaceName(uplink) {
-                throw .corrupt(path, reason: "uplink \(uplink.debugDescription) of \(name) is not a valid interface name")
+        for name in intent.bridges.keys.sorted() {
+            do { try intent.bridges[name]!.validate(bridge: name) } catch {
+                throw .corrupt(path, reason: "bridge \(name.debugDescription): \(error)")
             }
         }
         return intent

@@ -42,6 +42,15 @@ public struct DaemonInfo: Codable, Sendable, Hashable {
     public var pid: Int32
     public var uptimeSeconds: Double
     public var statistics: SyncEngine.Statistics
+    /// Where it keeps its intent and listens (absent from older daemons).
+    public var stateDir: String?
+    public var controlSocket: String?
+
+    /// "pid 123, control socket /run/flowctl/control.sock, state dir /var/lib/flowctl"
+    public var summary: String {
+        (["pid \(pid)"] + [controlSocket.map { "control socket \($0)" }, stateDir.map { "state dir \($0)" }].compactMap { $0 })
+            .joined(separator: ", ")
+    }
 }
 
 public struct ControlResponse: Codable, Sendable {
@@ -85,24 +94,23 @@ public enum ControlClient {
     public static func send(_ request: ControlRequest, socketPath: String, timeoutSeconds: Int = 30) throws
         -> ControlResponse?
     {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        try send(request, to: .path(socketPath), timeoutSeconds: timeoutSeconds)
+    }
+
+    public static func send(_ request: ControlRequest, to address: UnixSocketAddress, timeoutSeconds: Int = 30) throws
+        -> ControlResponse?
+    {
+        let fd: Int32
+        do { fd = try UnixSocket.connect(address) } catch {
+            switch error.code {
+            case EACCES, EPERM: throw ControlClientError.refused("no permission on \(address) (root or the daemon's control group)")
+            default: return nil   // ENOENT, ECONNREFUSED, ENOTDIR: no daemon there
+            }
+        }
         defer { close(fd) }
-        guard var address = unixAddress(socketPath) else { return nil }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if connected != 0 {
-            switch errno {
-            case ENOENT, ECONNREFUSED, ENOTDIR: return nil
-            case EACCES, EPERM: throw ControlClientError.refused("no permission on \(socketPath) (root or the daemon's control group)")
-            default: return nil
-            }
-        }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var payload = try JSONEncoder().encode(request)
         payload.append(UInt8(ascii: "\n"))
         guard writeAll(fd, payload) else { throw ControlClientError.protocolError("write failed: \(String(cString: strerror(errno)))") }
@@ -121,17 +129,6 @@ public enum ControlClient {
             throw ControlClientError.protocolError("\(error)")
         }
     }
-}
-
-func unixAddress(_ path: String) -> sockaddr_un? {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        for (index, byte) in bytes.enumerated() { raw[index] = byte }
-    }
-    return address
 }
 
 /// Writes all of `data` to the stream socket `fd`. MSG_NOSIGNAL: a peer

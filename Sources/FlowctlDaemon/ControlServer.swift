@@ -6,12 +6,19 @@ import Logging
 /// The daemon's control socket: a Unix stream socket, mode 0660, that only
 /// root, the daemon's own user, or members of the configured group may use
 /// (checked with SO_PEERCRED / SO_PEERGROUPS on every connection, not only
-/// by the file mode).
-public final class ControlServer {
+/// by the file mode). The same protocol is served on the abstract address
+/// `@flowctl/daemon` of the daemon's network namespace, where the CLI finds
+/// the daemon whatever socket path either was given.
+///
+/// Connections are served by a ConnectionServer on a thread of its own;
+/// each whole request is handed to the event loop (`dispatch`), which
+/// answers when it has run it. A slow, idle or vanished client costs the
+/// event loop nothing.
+public final class ControlServer: Sendable {
     public let path: String
     let allowedGroup: gid_t?
-    let listener: Int32
     let logger: Logger
+    let listeners: [Int32]
 
     public enum SetupError: Error, CustomStringConvertible {
         case system(String, Int32)
@@ -19,7 +26,7 @@ public final class ControlServer {
         public var description: String {
             switch self {
             case .system(let what, let code): "\(what): \(String(cString: strerror(code)))"
-            case .alreadyRunning(let path): "another flowctl daemon is listening on \(path)"
+            case .alreadyRunning(let text): text
             }
         }
     }
@@ -37,115 +44,92 @@ public final class ControlServer {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o755])
         // A live daemon answers; a stale socket file is replaced.
-        if (try? ControlClient.send(ControlRequest(command: .status), socketPath: path, timeoutSeconds: 2)) != nil {
-            throw SetupError.alreadyRunning(path)
+        if let running = try? ControlClient.send(ControlRequest(command: .status), to: .path(path), timeoutSeconds: 2) {
+            throw SetupError.alreadyRunning("another flowctl daemon is listening on \(path)\(running.daemon.map { " (pid \($0.pid))" } ?? "")")
         }
         unlink(path)
+        // The namespace's address: taken means another daemon runs here.
+        let abstract: Int32
+        do { abstract = try UnixSocket.listen(.daemon) } catch {
+            guard error.code == EADDRINUSE else { throw SetupError.system(error.operation, error.code) }
+            let running = try? ControlClient.send(ControlRequest(command: .status), to: .daemon, timeoutSeconds: 2)
+            throw SetupError.alreadyRunning("another flowctl daemon runs in this network namespace"
+                + (running?.daemon.map { " (\($0.summary))" } ?? " (it does not answer on \(UnixSocketAddress.daemon))"))
+        }
         // Bound under a temporary name and published (renamed into place)
         // once the daemon runs: a client that sees the socket can rely on the
         // daemon handling SIGTERM and requests.
         let staging = path + ".starting"
         unlink(staging)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SetupError.system("control socket", errno) }
-        guard var address = unixAddress(staging) else {
-            close(fd)
-            throw SetupError.system("control socket path \(path)", ENAMETOOLONG)
-        }
         let previousMask = umask(0o117)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let fd: Int32
+        do { fd = try UnixSocket.listen(.path(staging)) } catch {
+            umask(previousMask)
+            close(abstract)
+            throw SetupError.system(error.operation, error.code)
         }
         umask(previousMask)
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw SetupError.system("bind \(staging)", code)
-        }
         if let allowedGroup { chown(staging, getuid(), allowedGroup) }
         chmod(staging, 0o660)
-        guard listen(fd, 16) == 0 else {
-            let code = errno
-            close(fd)
-            throw SetupError.system("listen on \(path)", code)
-        }
-        listener = fd
+        listeners = [fd, abstract]
     }
 
-    /// Makes the socket reachable at its path.
-    public func publish() throws {
+    /// Makes the socket reachable at its path and starts serving: each
+    /// authorised, well-formed request goes to `dispatch` with the way to
+    /// answer it.
+    public func start(dispatch: @escaping @Sendable (ControlRequest, @escaping @Sendable (ControlResponse) -> Void) -> Void)
+        throws -> ConnectionServer
+    {
+        let allowedGroup = self.allowedGroup
+        let logger = self.logger
+        let handlers = ConnectionServer.Handlers(
+            frame: { received, ended in
+                if let newline = received.firstIndex(of: UInt8(ascii: "\n")) {
+                    return .complete(received[..<newline])
+                }
+                return ended && !received.isEmpty ? .complete(received) : .incomplete
+            },
+            handle: { data, peer, reply in
+                let send: @Sendable (ControlResponse) -> Void = { reply.send(ControlServer.encode($0)) }
+                guard let peer, ControlServer.authorized(peer, allowedGroup: allowedGroup) else {
+                    logger.warning("control request refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "unknown")"])
+                    return send(ControlResponse(ok: false, error: "permission denied: root or the daemon's control group only"))
+                }
+                guard let request = try? JSONDecoder().decode(ControlRequest.self, from: data) else {
+                    return send(ControlResponse(ok: false, error: "malformed control request (expected one JSON object per line)"))
+                }
+                guard request.version == ControlProtocol.version else {
+                    return send(ControlResponse(ok: false, error: "unsupported control protocol version \(request.version) (daemon speaks \(ControlProtocol.version))"))
+                }
+                logger.debug("control request", metadata: ["peer": "\(peer)", "command": "\(request.command.rawValue)"])
+                dispatch(request, send)
+            },
+            refusal: { why in ControlServer.encode(ControlResponse(ok: false, error: "the daemon closed the connection: \(why)")) })
+        var limits = ConnectionServer.Limits()
+        limits.maxRequestBytes = ControlProtocol.maxRequestBytes
+        let server = ConnectionServer(name: "flowctl-control", listeners: listeners, limits: limits,
+                                      handlers: handlers, logger: logger)
         guard rename(path + ".starting", path) == 0 else { throw SetupError.system("publish \(path)", errno) }
+        server.start()
+        return server
     }
 
-    deinit {
+    /// Removes the socket file (the listeners close with their server).
+    public func unpublish() {
         unlink(path + ".starting")
-        close(listener)
         unlink(path)
     }
 
-    public var pollDescriptor: Int32 { listener }
+    static func encode(_ response: ControlResponse) -> Data {
+        var payload = (try? JSONEncoder().encode(response)) ?? Data(#"{"version":1,"ok":false,"error":"unencodable response"}"#.utf8)
+        payload.append(UInt8(ascii: "\n"))
+        return payload
+    }
 
     /// Whether the peer may control the daemon.
-    func authorized(_ fd: Int32) -> (Bool, String) {
-        var credentials = PeerCredentials()
-        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
-        guard getsockopt(fd, SOL_SOCKET, PeerCredentials.SO_PEERCRED, &credentials, &length) == 0 else {
-            return (false, "no peer credentials")
-        }
-        let who = "pid \(credentials.pid) uid \(credentials.uid)"
-        if credentials.uid == 0 || credentials.uid == geteuid() { return (true, who) }
-        guard let allowedGroup else { return (false, who) }
-        if credentials.gid == allowedGroup { return (true, who) }
-        var groups = [gid_t](repeating: 0, count: 256)
-        var groupsLength = socklen_t(groups.count * MemoryLayout<gid_t>.size)
-        if getsockopt(fd, SOL_SOCKET, PeerCredentials.SO_PEERGROUPS, &groups, &groupsLength) == 0 {
-            let count = Int(groupsLength) / MemoryLayout<gid_t>.size
-            if groups.prefix(count).contains(allowedGroup) { return (true, who) }
-        }
-        return (false, who)
+    static func authorized(_ peer: ConnectionServer.Peer, allowedGroup: gid_t?) -> Bool {
+        if peer.uid == 0 || peer.uid == geteuid() { return true }
+        guard let allowedGroup else { return false }
+        return peer.gid == allowedGroup || peer.groups.contains(allowedGroup)
     }
-
-    /// Accepts every pending connection and answers each with `handle`.
-    public func serve(_ handle: (ControlRequest) -> ControlResponse) {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 { return }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            defer { close(client) }
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let (allowed, who) = authorized(client)
-            let response: ControlResponse
-            if !allowed {
-                logger.warning("control request refused", metadata: ["peer": "\(who)"])
-                response = ControlResponse(ok: false, error: "permission denied: root or the daemon's control group only")
-            } else {
-                let data = readAll(client, limit: ControlProtocol.maxRequestBytes)
-                if let request = try? JSONDecoder().decode(ControlRequest.self, from: data) {
-                    if request.version != ControlProtocol.version {
-                        response = ControlResponse(ok: false, error: "unsupported control protocol version \(request.version) (daemon speaks \(ControlProtocol.version))")
-                    } else {
-                        logger.debug("control request", metadata: ["peer": "\(who)", "command": "\(request.command.rawValue)"])
-                        response = handle(request)
-                    }
-                } else {
-                    response = ControlResponse(ok: false, error: "malformed control request (expected one JSON object per line)")
-                }
-            }
-            if var payload = try? JSONEncoder().encode(response) {
-                payload.append(UInt8(ascii: "\n"))
-                _ = writeAll(client, payload)
-            }
-        }
-    }
-}
-
-/// struct ucred (Glibc hides it behind _GNU_SOURCE).
-struct PeerCredentials {
-    var pid: Int32 = 0
-    var uid: UInt32 = 0
-    var gid: UInt32 = 0
-    static let SO_PEERCRED: Int32 = 17
-    static let SO_PEERGROUPS: Int32 = 59
 }

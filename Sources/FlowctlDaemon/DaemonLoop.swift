@@ -4,12 +4,16 @@ import Foundation
 import Glibc
 import Logging
 import Metrics
+import Synchronization
 
 /// The daemon's single event loop, on its own thread: poll() over the
 /// rtnetlink and nftables notification sockets, the control socket and a
 /// wake-up eventfd. Each wake-up drains every pending event first, then
 /// reconciles once, so a burst costs one batch and adds no timer delay.
-/// Nothing else touches the engine, so it needs no locks.
+/// Nothing else touches the engine, so it needs no locks. Control requests
+/// arrive whole from the control server's thread through `inbox`.
+/// @unchecked: the engine and the loop's own state are touched only by the
+/// loop's thread (`run`); `stop` and `submit` go through the Mutex and the pipe.
 public final class DaemonLoop: @unchecked Sendable {
     let engine: SyncEngine
     let topologyEvents: any TopologyEventSource
@@ -19,9 +23,11 @@ public final class DaemonLoop: @unchecked Sendable {
     let backend: any RulesetBackend
     let configuration: DaemonConfiguration
     let logger: Logger
-    /// A self-pipe: `stop()` writes, the loop wakes.
+    /// A self-pipe: `stop()` and `submit` write, the loop wakes.
     let wake: Int32
     let wakeWriter: Int32
+    typealias PendingRequest = (request: ControlRequest, reply: @Sendable (ControlResponse) -> Void)
+    private let inbox = Mutex<(requests: [PendingRequest], stopping: Bool)>(([], false))
     let started = ContinuousClock.now
 
     private var nextResync: ContinuousClock.Instant
@@ -47,8 +53,10 @@ public final class DaemonLoop: @unchecked Sendable {
         self.logger = logger
         var ends: [Int32] = [-1, -1]
         _ = pipe(&ends)
-        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+        for fd in ends {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+        }
         wake = ends[0]
         wakeWriter = ends[1]
         nextResync = .now + .seconds(configuration.resyncInterval)
@@ -61,8 +69,25 @@ public final class DaemonLoop: @unchecked Sendable {
 
     /// Asks the loop to return (from any thread).
     public func stop() {
+        inbox.withLock { $0.stopping = true }
+        wakeUp()
+    }
+
+    /// A control request from the control server's thread; `reply` is
+    /// called on the loop's thread once it has run.
+    func submit(_ request: ControlRequest, reply: @escaping @Sendable (ControlResponse) -> Void) {
+        inbox.withLock { $0.requests.append((request, reply)) }
+        wakeUp()
+    }
+
+    private func wakeUp() {
         var one: UInt8 = 1
         _ = write(wakeWriter, &one, 1)
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while buffer.withUnsafeMutableBytes({ read(wake, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     /// Runs until `stop()`.
@@ -75,9 +100,14 @@ public final class DaemonLoop: @unchecked Sendable {
         }
         // Signal handlers are installed by now (the service group runs us):
         // only now may clients find the control socket.
-        do { try control?.publish() } catch {
+        let controlServer: ConnectionServer?
+        do { controlServer = try control?.start { [self] request, reply in submit(request, reply: reply) } } catch {
             logger.critical("cannot publish the control socket: \(error)")
             return
+        }
+        defer {
+            controlServer?.stop()
+            control?.unpublish()
         }
         logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
                                                  "control_socket": "\(control?.path ?? "none")"])
@@ -86,7 +116,6 @@ public final class DaemonLoop: @unchecked Sendable {
             pollfd(fd: topologyEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: rulesetEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
         ]
-        if let control { descriptors.append(pollfd(fd: control.pollDescriptor, events: Int16(POLLIN), revents: 0)) }
         while true {
             engine.step()
             let now = ContinuousClock.now
@@ -99,16 +128,26 @@ public final class DaemonLoop: @unchecked Sendable {
                 logger.critical("poll failed: \(String(cString: strerror(errno)))")
                 return
             }
+            var requests: [PendingRequest] = []
             if descriptors[0].revents != 0 {
-                logger.info("daemon stopping")
-                return
+                drainWake()
+                let stopping: Bool
+                (requests, stopping) = inbox.withLock { state in
+                    let taken = state.requests
+                    state.requests = []
+                    return (taken, state.stopping)
+                }
+                if stopping {
+                    logger.info("daemon stopping")
+                    return
+                }
             }
             let arrival = ContinuousClock.now
             // Drain everything pending before reconciling: one batch per burst.
             drainEvents(arrival: arrival)
-            if descriptors.count > 3, descriptors[3].revents != 0 {
+            if !requests.isEmpty {
                 engine.step()
-                control?.serve(handle)
+                for pending in requests { pending.reply(handle(pending.request)) }
             }
             let after = ContinuousClock.now
             if after >= nextResync {
@@ -155,13 +194,14 @@ public final class DaemonLoop: @unchecked Sendable {
         do {
             switch request.command {
             case .enable:
-                guard let bridge = request.bridge, Planner.isValidInterfaceName(bridge) else {
-                    return ControlResponse(ok: false, error: "enable: a valid bridge name is required")
+                guard let bridge = request.bridge else {
+                    return ControlResponse(ok: false, error: "enable: a bridge name is required")
                 }
-                let result = try engine.change(required: [bridge]) { intent in
-                    intent.bridges[bridge] = BridgeIntent(uplinks: request.uplinks ?? [],
-                                                          hwOffload: request.hwOffload ?? .auto)
+                let options = BridgeIntent(uplinks: request.uplinks ?? [], hwOffload: request.hwOffload ?? .auto)
+                do { try options.validate(bridge: bridge) } catch {
+                    return ControlResponse(ok: false, error: "enable: \(error)")
                 }
+                let result = try engine.change(required: [bridge]) { intent in intent.bridges[bridge] = options }
                 return response(intent: result.intent, outcome: result.outcome, withStatus: false)
             case .disable:
                 guard let bridge = request.bridge else {
@@ -197,7 +237,8 @@ public final class DaemonLoop: @unchecked Sendable {
             response.changes = ChangeLog.lines(for: outcome.batch, plan: plan, previous: nil)
         }
         response.daemon = DaemonInfo(pid: getpid(), uptimeSeconds: Double((ContinuousClock.now - started).nanoseconds) / 1e9,
-                                     statistics: engine.statistics)
+                                     statistics: engine.statistics, stateDir: configuration.stateDir,
+                                     controlSocket: control?.path)
         if withStatus {
             response.table = try? backend.table(FlowctlNames.table)
             do { response.conntrack = try conntrack.summary() } catch { response.conntrackError = "\(error)" }

@@ -3,13 +3,13 @@ import Glibc
 import Logging
 import Prometheus
 
-/// Serves the Prometheus registry as text on GET /metrics. A deliberately
-/// small HTTP/1.0 responder on its own thread: one short request per
-/// connection, nothing else exposed.
-public final class MetricsServer: @unchecked Sendable {
-    let registry: PrometheusCollectorRegistry
-    let listener: Int32
-    let logger: Logger
+/// Serves the Prometheus registry as text on GET /metrics: a deliberately
+/// small HTTP/1.0 responder, one short request per connection, nothing
+/// else exposed. Connections are served by a ConnectionServer (its own
+/// thread, a deadline per request, a cap on connections), so a scraper
+/// that stalls holds up no one.
+public final class MetricsServer: Sendable {
+    let server: ConnectionServer
     public let address: String
 
     public enum SetupError: Error, CustomStringConvertible {
@@ -24,8 +24,6 @@ public final class MetricsServer: @unchecked Sendable {
     }
 
     public init(address: String, registry: PrometheusCollectorRegistry, logger: Logger) throws {
-        self.registry = registry
-        self.logger = logger
         self.address = address
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
             throw SetupError.address(address)
@@ -39,48 +37,42 @@ public final class MetricsServer: @unchecked Sendable {
             throw SetupError.address(address)
         }
         defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SetupError.system("metrics socket", errno) }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 16) == 0 else {
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, SOMAXCONN) == 0 else {
             let code = errno
             close(fd)
             throw SetupError.system("listen on \(address)", code)
         }
-        listener = fd
+        var limits = ConnectionServer.Limits()
+        limits.maxConnections = 64
+        limits.maxRequestBytes = 8192
+        server = ConnectionServer(name: "flowctl-metrics", listeners: [fd], limits: limits, handlers: .init(
+            frame: { received, ended in
+                // The request line is all that matters; headers end at a blank line.
+                let text = String(decoding: received, as: UTF8.self)
+                return text.contains("\r\n\r\n") || text.contains("\n\n") || (ended && !received.isEmpty)
+                    ? .complete(received) : .incomplete
+            },
+            handle: { request, _, reply in
+                let line = String(decoding: request, as: UTF8.self).prefix { $0 != "\r" && $0 != "\n" }
+                if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
+                    let body = registry.emitToBuffer()
+                    reply.send(Data("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + Data(body))
+                } else {
+                    reply.send(Self.plain("404 Not Found", "flowctl metrics: GET /metrics\n"))
+                }
+            },
+            refusal: { why in Self.plain("503 Service Unavailable", "flowctl metrics: \(why)\n") }), logger: logger)
     }
 
-    public func start() {
-        let thread = Thread { [self] in serve() }
-        thread.name = "flowctl-metrics"
-        thread.start()
+    static func plain(_ status: String, _ body: String) -> Data {
+        Data("HTTP/1.0 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
     }
 
-    public func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
+    public func start() { server.start() }
 
-    private func serve() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var request = [UInt8](repeating: 0, count: 4096)
-            let count = request.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-            let line = count > 0 ? String(decoding: request[0..<count], as: UTF8.self).prefix { $0 != "\r" && $0 != "\n" } : ""
-            let response: Data
-            if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
-                let body = registry.emitToBuffer()
-                response = Data("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + Data(body)
-            } else {
-                let body = "flowctl metrics: GET /metrics\n"
-                response = Data("HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
-            }
-            _ = writeAll(client, response)
-            close(client)
-        }
-    }
+    public func stop() { server.stop() }
 }

@@ -43,9 +43,9 @@ final class CommandLineTests: XCTestCase {
 
     /// Parses and runs like main(); returns the exit code.
     @discardableResult
-    func flowctl(_ arguments: [String]) -> Int32 {
+    func flowctl(_ arguments: [String], stateDir: String? = nil) -> Int32 {
         do {
-            var command = try FlowctlCommand.parseAsRoot(arguments + ["--state-dir", state])
+            var command = try FlowctlCommand.parseAsRoot(arguments + ["--state-dir", stateDir ?? state])
             try command.run()
             return 0
         } catch {
@@ -135,6 +135,35 @@ final class CommandLineTests: XCTestCase {
         let devices = try XCTUnwrap(bridges.first?["devices"] as? [[String: Any]])
         XCTAssertEqual(devices.count, 3)
         XCTAssertTrue(devices.allSatisfy { $0["inFlowtable"] as? Bool == true })
+    }
+
+    /// status reads only: drift is listed as pending, nothing is written,
+    /// and a mistyped state dir does not remove the fast path.
+    func testStatusNeverWrites() throws {
+        XCTAssertEqual(flowctl(["enable", "br0"]), 0, stderr)
+        let batches = backend.appliedBatches.count
+        let table = try backend.table(FlowctlNames.table)
+        stdout = ""
+        stderr = ""
+        XCTAssertEqual(flowctl(["status"], stateDir: state + "/typo"), 0, stderr)
+        XCTAssertEqual(backend.appliedBatches.count, batches, "status sent a batch")
+        XCTAssertEqual(try backend.table(FlowctlNames.table), table)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/typo"), "status created the state dir")
+        XCTAssertTrue(stderr.contains("state directory \(state!)/typo does not exist"), stderr)
+        XCTAssertTrue(stdout.contains("NOT in sync with the stored intent"), stdout)
+        XCTAssertTrue(stdout.contains("delete table inet flowctl"), stdout)
+        // apply refuses the typo, and applies the real state.
+        stderr = ""
+        XCTAssertNotEqual(flowctl(["apply"], stateDir: state + "/typo"), 0)
+        XCTAssertTrue(stderr.contains("does not exist: no stored intent to apply"), stderr)
+        XCTAssertEqual(backend.appliedBatches.count, batches, "apply of a typo sent a batch")
+        XCTAssertEqual(flowctl(["apply"]), 0, stderr)
+        XCTAssertEqual(backend.appliedBatches.count, batches, "nothing to change")
+    }
+
+    func testEnableRefusesTheBridgeAsItsOwnUplink() throws {
+        XCTAssertTrue(parse(["enable", "br0", "--uplink", "br0"])?.contains("uplink br0 is the bridge itself") ?? false)
+        XCTAssertTrue(parse(["enable", "br0", "--uplink", "eth0", "--uplink", "eth0"])?.contains("named twice") ?? false)
     }
 
     func testPlanChangesNothing() throws {

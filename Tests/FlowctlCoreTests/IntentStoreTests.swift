@@ -84,4 +84,62 @@ final class IntentStoreTests: XCTestCase {
         defer { close(fd) }
         XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0)
     }
+
+    /// What is not a readable regular file is an error naming what it is,
+    /// never "nothing enabled" (that would remove the fast path).
+    func testStateFilesThatAreNotRegularFilesAreNamed() throws {
+        let store = IntentStore(directory: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func expectUnreadable(_ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try store.load(), file: file, line: line) { error in
+                guard case .unreadable(let path, let reason) = error as? IntentStoreError else {
+                    return XCTFail("not an unreadable-file error: \(error)", file: file, line: line)
+                }
+                XCTAssertEqual(path, store.path, file: file, line: line)
+                XCTAssertTrue(reason.contains(fragment), reason, file: file, line: line)
+            }
+        }
+        XCTAssertEqual(symlink(directory + "/nowhere", store.path), 0)
+        expectUnreadable("a symbolic link to nothing")
+        unlink(store.path)
+        XCTAssertEqual(symlink(store.path, store.path), 0)
+        expectUnreadable("a symbolic link loop")
+        unlink(store.path)
+        XCTAssertEqual(mkdir(store.path, 0o755), 0)
+        expectUnreadable("not a regular file (a directory)")
+        rmdir(store.path)
+        XCTAssertEqual(mkfifo(store.path, 0o600), 0)
+        expectUnreadable("not a regular file (a FIFO)")   // and the open does not block
+        unlink(store.path)
+        XCTAssertEqual(symlink("/dev/zero", store.path), 0)
+        expectUnreadable("not a regular file (a character device)")
+        unlink(store.path)
+        // A symbolic link to a real state file is followed.
+        let real = directory + "/real.json"
+        try IntentStore(directory: directory).save(Intent(bridges: ["br0": BridgeIntent()]))
+        XCTAssertEqual(rename(store.path, real), 0)
+        XCTAssertEqual(symlink(real, store.path), 0)
+        XCTAssertEqual(try store.load().bridgeNames, ["br0"])
+    }
+
+    func testMissingDirectoryIsEmptyIntentAndSaysSo() throws {
+        let store = IntentStore(directory: directory + "/typo")
+        XCTAssertEqual(try store.load(), Intent())
+        XCTAssertFalse(store.directoryExists)
+    }
+
+    /// The same check for every way in: CLI, control socket, state file.
+    func testBridgeIntentValidation() {
+        func refusal(_ bridge: String, _ uplinks: [String]) -> String? {
+            do { try BridgeIntent(uplinks: uplinks).validate(bridge: bridge); return nil } catch { return error.description }
+        }
+        XCTAssertNil(refusal("br0", ["eth0", "eth1"]))
+        XCTAssertEqual(refusal("br0", ["br0"]), "uplink br0 is the bridge itself")
+        XCTAssertEqual(refusal("br0", ["eth0", "eth0", "eth1"]), "uplink eth0 named twice")
+        XCTAssertEqual(refusal("br0", (0..<300).map { "eth\($0)" }), "300 uplinks; at most 64 per bridge")
+        XCTAssertTrue(refusal("a/b", [])?.contains("not a valid interface name") ?? false)
+        XCTAssertTrue(refusal("br0", ["x y"])?.contains("uplink \"x y\" is not a valid interface name") ?? false)
+        expectCorrupt(#"{"version": 1, "bridges": {"br0": {"uplinks": ["br0"], "hwOffload": "auto"}}}"#,
+                      mentioning: "uplink br0 is the bridge itself")
+    }
 }

@@ -27,3 +27,11 @@ int flowctl_setns_net(const char *path);
 // not seeing its own transmissions): the fd or -errno.
 int flowctl_packet_socket(const char *ifname);
 #endif
+
+#ifndef FLOWCTL_NET_PEER_H
+#define FLOWCTL_NET_PEER_H
+#include <sys/types.h>
+// The credentials of a Unix socket's peer (SO_PEERCRED: struct ucred is
+// hidden behind _GNU_SOURCE from Swift's Glibc module): 0 or -errno.
+int flowctl_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+#endif

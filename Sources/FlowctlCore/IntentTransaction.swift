@@ -38,3 +38,34 @@ public struct FixedTopologySource: TopologySource {
     public init(_ topology: Topology) { self.topology = topology }
     public func snapshot() throws -> Topology { topology }
 }
+
+/// The daemon's view for one reconcile: its event-maintained topology at
+/// first; asked again (the Reconciler's retry after the kernel refused a
+/// device, ENOENT), it first drops the links that no longer exist under
+/// their name and index on the host. A device deleted between the last
+/// drained event and the batch then costs one more attempt within the
+/// same pass, not a failed pass and a full resync; its RTM_DELLINK, when
+/// it comes, finds nothing left to remove.
+public final class PruningTopologyView: TopologySource, @unchecked Sendable {
+    // @unchecked: used by one reconcile on the daemon's loop thread only.
+    public private(set) var topology: Topology
+    public private(set) var pruned: [String] = []
+    private let indexOf: @Sendable (String) -> Int32?
+    private var asked = 0
+
+    public init(_ topology: Topology, indexOf: @escaping @Sendable (String) -> Int32?) {
+        self.topology = topology
+        self.indexOf = indexOf
+    }
+
+    public func snapshot() throws -> Topology {
+        asked += 1
+        if asked > 1 {
+            for link in topology.links where indexOf(link.name) != link.index {
+                topology.remove(index: link.index)
+                pruned.append(link.name)
+            }
+        }
+        return topology
+    }
+}

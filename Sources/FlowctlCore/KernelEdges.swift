@@ -68,6 +68,18 @@ extension BatchError {
 /// Reads the host's links and routes.
 public protocol TopologySource: Sendable {
     func snapshot() throws -> Topology
+    /// The routes alone (the daemon re-reads them after a default route or
+    /// a link that carries routes changed: IPv4 routes flushed by a link
+    /// going down are not notified).
+    func routes() throws -> [Route]
+    /// The index a device of this name has now; nil when there is none.
+    /// The daemon asks when the kernel refused a device it believes exists.
+    func interfaceIndex(of name: String) -> Int32?
+}
+
+extension TopologySource {
+    public func routes() throws -> [Route] { try snapshot().routes }
+    public func interfaceIndex(of name: String) -> Int32? { (try? snapshot())?.link(named: name)?.index }
 }
 
 /// flowctl's view of nf_tables.

@@ -21,6 +21,11 @@ public final class SyncEngine {
         /// Coherence: re-evaluations of offloaded flows, and the last one.
         public var reevaluations = 0
         public var lastReevaluation: ReevaluationRecord?
+        /// Route-only re-reads (a default route or a link carrying routes
+        /// changed), and devices found gone when the kernel refused a batch.
+        /// Optional: absent from older daemons' answers.
+        public var routeReads: Int?
+        public var vanishedDevices: Int?
     }
 
     let topologySource: any TopologySource
@@ -42,6 +47,8 @@ public final class SyncEngine {
     private var pending = false
     /// Why the next pass must start from full dumps (nil: events suffice).
     private var resyncReason: String? = "start"
+    /// The routes must be read again before the next pass (links need not).
+    private var routesStale = false
     /// When the oldest unhandled event arrived (for the latency histogram).
     private var pendingSince: ContinuousClock.Instant?
     /// After a failure, no new attempt before this instant.
@@ -128,14 +135,16 @@ public final class SyncEngine {
             switch event {
             case .link, .linkRemoved:
                 metrics.events(kind: "link")
+                noteRouteCarrier(event)
+                forgetUnhookedDevice(event)
                 topology?.apply(event)
                 changesPlan = true
             case .route(let change):
                 metrics.events(kind: "route")
-                // Default routes decide the uplinks; they are few and rarely
-                // change: read them (and the links) again.
+                // Default routes decide the uplinks: read the routes again
+                // (the links are current from their own events).
                 if change.isDefault {
-                    requestResync("routes changed")
+                    routesStale = true
                     changesPlan = true
                 }
             case .lost(let reason):
@@ -194,6 +203,33 @@ public final class SyncEngine {
         }
     }
 
+    /// A link that carries a default route going down or away: the kernel
+    /// flushes its IPv4 routes without a notification (checked in the lab,
+    /// Tests/lab/churn-e2e.sh), so the routes are read again.
+    private func noteRouteCarrier(_ event: TopologyEvent) {
+        guard let topology else { return }
+        let index: Int32
+        switch event {
+        case .link(let after):
+            guard let before = topology.link(index: after.index), before.isUp != after.isUp else { return }
+            index = after.index
+        case .linkRemoved(let removed, _):
+            index = removed
+        default:
+            return
+        }
+        if topology.routes.contains(where: { $0.isDefault && $0.outputIndices.contains(index) }) { routesStale = true }
+    }
+
+    /// A deleted device leaves the kernel's flowtable by itself on some
+    /// kernels (6.12 unhooks it) and stays listed on others: what the
+    /// notifications told us of the table is no longer sure; read it.
+    private func forgetUnhookedDevice(_ event: TopologyEvent) {
+        guard case .linkRemoved(_, let name) = event,
+              known?.table?.flowtables.contains(where: { $0.devices.contains(name) }) == true else { return }
+        known = nil
+    }
+
     public func requestResync(_ reason: String) {
         known = nil
         if resyncReason == nil { resyncReason = reason }
@@ -224,9 +260,14 @@ public final class SyncEngine {
         do {
             if reason != nil || topology == nil {
                 topology = try topologySource.snapshot()
+                routesStale = false
                 statistics.resyncs += 1
                 metrics.resync(reason: reason ?? "start")
                 logger.info("full resync", metadata: ["reason": "\(reason ?? "start")"])
+            } else if routesStale {
+                topology?.routes = try topologySource.routes()
+                routesStale = false
+                statistics.routeReads = (statistics.routeReads ?? 0) + 1
             }
             let outcome = try reconcile(intent: intent)
             if outcome.applied, outcome.batch.changes.contains(where: { if case .addFlowtable = $0 { true } else { false } }) {
@@ -325,9 +366,23 @@ public final class SyncEngine {
     private func reconcile(intent: Intent, required: Set<String> = [], reevaluate: Bool = false) throws -> ReconcileOutcome {
         guard let topology else { throw KernelError(operation: "reconcile", errno: 0, reason: "no topology yet") }
         let previous = lastOutcome?.plan
-        let reconciler = Reconciler(topology: FixedTopologySource(topology), backend: backend)
+        let source = topologySource
+        let view = PruningTopologyView(topology) { source.interfaceIndex(of: $0) }
+        var reconciler = Reconciler(topology: view, backend: backend)
+        // Each retry starts from a pruned view and a fresh table: under heavy
+        // churn (hundreds of deletions a second) a few more attempts finish
+        // the pass instead of failing it.
+        reconciler.maxAttempts = 6
         let cached = awaitingOwnCommit ? nil : known
         known = nil
+        defer {
+            // Devices found gone are gone from our view too.
+            if !view.pruned.isEmpty {
+                self.topology = view.topology
+                statistics.vanishedDevices = (statistics.vanishedDevices ?? 0) + view.pruned.count
+                logger.debug("devices gone before their removal was announced", metadata: ["devices": "\(view.pruned)"])
+            }
+        }
         do {
             let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached,
                                                    reevaluate: reevaluate)

@@ -17,11 +17,24 @@ public struct RtnetlinkTopologySource: TopologySource {
             link.hwTCOffload = ethtool.hwTCOffload(link.name, kind: link.kind)
             links.append(link)
         }
+        return Topology(links: links, routes: try Self.routes(socket))
+    }
+
+    public func routes() throws -> [Route] {
+        try Self.routes(RouteSocket(operation: "read routes through rtnetlink"))
+    }
+
+    static func routes(_ socket: RouteSocket) throws -> [Route] {
         var routes: [Route] = []
         try socket.withCache({ rtnl_route_alloc_cache($0, $1, 0, $2) }, what: "routes") { object in
             if let route = RouteDecoder.route(from: object) { routes.append(route) }
         }
-        return Topology(links: links, routes: routes)
+        return routes
+    }
+
+    public func interfaceIndex(of name: String) -> Int32? {
+        let index = if_nametoindex(name)
+        return index == 0 ? nil : Int32(index)
     }
 }
 

@@ -79,7 +79,8 @@ public struct CoherenceWatch: Sendable {
             for (key, _) in neighbours where key.index == index { neighbours[key] = nil }
             guard let before = topology.link(index: index) else { return [] }
             var causes: [ReevaluationCause] = []
-            if let bridge = servedMaster(before, topology, served), before.isUp, !served.flowtableDevices.contains(name) {
+            if let bridge = servedMaster(before, topology, served), before.isUp, !served.flowtableDevices.contains(name),
+               mayCarryFlows(before, topology, served) {
                 // A VLAN port whose lower device is in the flowtable: its flows stay keyed to the lower device.
                 causes.append(.portLeft(port: name, bridge: bridge))
             } else if served.l3Devices.contains(name) {
@@ -151,7 +152,9 @@ public struct CoherenceWatch: Sendable {
             if after.masterIndex != nil { joined.insert(after.index) }
             // A port that is down when it leaves (a port being deleted goes
             // down first) has had its flows torn down or can carry none.
-            if let beforeBridge, after.isUp { causes.append(.portLeft(port: before.name, bridge: beforeBridge)) }
+            if let beforeBridge, after.isUp, mayCarryFlows(before, topology, served) {
+                causes.append(.portLeft(port: before.name, bridge: beforeBridge))
+            }
         }
         let serves = beforeBridge != nil || served.l3Devices.contains(before.name)
             || served.flowtableDevices.contains(before.name)
@@ -161,10 +164,22 @@ public struct CoherenceWatch: Sendable {
         }
         // A real device in the flowtable going down: the kernel tears its
         // flows down itself (NETDEV_DOWN). Anything else is ours to do.
-        if before.isUp && !after.isUp && !served.flowtableDevices.contains(before.name) {
+        // A port that never made it into the flowtable (one that lives for an
+        // instant, say) carries no offloaded flows: nothing to do either.
+        if before.isUp && !after.isUp && !served.flowtableDevices.contains(before.name)
+            && (beforeBridge == nil || mayCarryFlows(before, topology, served)) {
             causes.append(.deviceDown(device: before.name))
         }
         return causes
+    }
+
+    /// Whether offloaded flows can be keyed to this port: it is in the
+    /// flowtable, or stacked on a device that is (a VLAN port's lower device).
+    private func mayCarryFlows(_ link: Link, _ topology: Topology, _ served: Served) -> Bool {
+        if served.flowtableDevices.contains(link.name) { return true }
+        guard link.kind == .vlan, let lowerIndex = link.lowerIndex, lowerIndex != link.index,
+              let lower = topology.link(index: lowerIndex) else { return false }
+        return mayCarryFlows(lower, topology, served)
     }
 
     /// The served bridge a bridge message is about: the bridge itself, or

@@ -10,7 +10,22 @@ public final class FakeTopologySource: TopologySource, @unchecked Sendable {
         get { lock.withLock { _topology } }
         set { lock.withLock { _topology = newValue } }
     }
-    public func snapshot() throws -> Topology { topology }
+    /// How often each read was asked for (a daemon must not dump on every event).
+    public private(set) var snapshots = 0
+    public private(set) var routeReads = 0
+    public func snapshot() throws -> Topology {
+        lock.withLock {
+            snapshots += 1
+            return _topology
+        }
+    }
+    public func routes() throws -> [Route] {
+        lock.withLock {
+            routeReads += 1
+            return _topology.routes
+        }
+    }
+    public func interfaceIndex(of name: String) -> Int32? { topology.link(named: name)?.index }
 }
 
 /// An in-memory nf_tables with the kernel's semantics for the objects
@@ -202,6 +217,27 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
                     throw FakeErrno.noent
                 }
                 table.rules.removeAll { $0.handle == ruleHandle }
+            }
+        }
+    }
+
+    /// A device appears (as `ip link add`): a flowtable may now name it.
+    public func deviceAdded(_ name: String) {
+        lock.withLock { existingDevices = (existingDevices ?? []).union([name]) }
+    }
+
+    /// A device goes away (as `ip link del`). Like Linux 6.12, every
+    /// flowtable drops it at once (NETDEV_UNREGISTER unhooks it, with no
+    /// nftables notification and no new generation); deleting it from a
+    /// flowtable afterwards is ENOENT. Checked against the lab kernel by
+    /// FakeKernelAgreementTests.
+    public func deviceRemoved(_ name: String) {
+        lock.withLock {
+            existingDevices?.remove(name)
+            for ref in tables.keys {
+                for index in tables[ref]!.flowtables.indices {
+                    tables[ref]!.flowtables[index].devices.removeAll { $0 == name }
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 import FlowctlCore
 import FlowctlLinux
+import FlowctlTesting
 import Foundation
 
 /// nftables edge commands for the host and lab tiers:
@@ -8,6 +9,7 @@ import Foundation
 ///   nft-generation              the ruleset generation id
 ///   nft-forward                 ForwardChainInfo JSON of every forward chain
 ///   nft-debug                   libnftnl's text of each message of an NftBatch on stdin
+///   nft-sequence FAMILY NAME    [NftSequenceStep] JSON on stdin -> [NftSequenceResult] JSON
 enum KitNftables {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -51,6 +53,23 @@ enum KitNftables {
             try emit(["errno": "\(error.error.errno)", "command": error.command ?? "", "error": error.description])
             exit(2)
         }
+    }
+
+    /// The kernel's side of FakeKernelAgreementTests: link steps with `ip`.
+    static func sequence(_ args: [String]) throws {
+        guard args.count == 2, let family = NftFamily(rawValue: args[0]) else {
+            throw KitError.usage("nft-sequence FAMILY NAME")
+        }
+        let steps = try JSONDecoder().decode([NftSequenceStep].self, from: FileHandle.standardInput.readDataToEndOfFile())
+        let results = try NftSequence.run(steps, table: TableRef(family: family, name: args[1]),
+                                          backend: NftablesBackend()) { step in
+            switch step {
+            case .linkAdd(let name): try KitHotplug.ip(["link", "add", name, "type", "dummy"])
+            case .linkDelete(let name): try KitHotplug.ip(["link", "del", name])
+            case .batch: break
+            }
+        }
+        try emit(results)
     }
 
     static func generation(_ args: [String]) throws {

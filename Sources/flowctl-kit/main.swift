@@ -11,6 +11,7 @@ let subcommands: [String: ([String]) throws -> Void] = [
     "nft-generation": KitNftables.generation,
     "nft-forward": KitNftables.forward,
     "nft-debug": KitNftables.debug,
+    "nft-sequence": KitNftables.sequence, // KitNftables.swift: batches and link steps, errno and table after each
     "plan-bench": KitPlanBench.run,   // KitPlanBench.swift: CPU cost of plan and diff
     "hotplug-bench": KitHotplug.run,  // KitHotplug.swift: daemon hotplug latency (Bench/hotplug.sh)
     "conntrack": KitConntrack.run,    // KitConntrack.swift: print ConntrackSummary JSON

@@ -154,6 +154,31 @@ final class CoherenceTests: XCTestCase {
                        [.deviceDown(device: "br0.10")], "flows are keyed to the real devices, not the VLAN upper")
     }
 
+    /// A port that never reached the flowtable (one that lived for an
+    /// instant between two passes) carries no offloaded flows: its going
+    /// down, leaving or vanishing calls for nothing. A VLAN port over a
+    /// flowtable device does (its flows are keyed to the lower device).
+    func testPortsThatNeverReachedTheFlowtableCallForNothing() {
+        var (topology, served) = host()
+        var watch = CoherenceWatch()
+        let instant = Link(index: 90, name: "i1", kind: .veth, masterIndex: topology.link(named: "br0")!.index)
+        topology.upsert(instant)
+        var down = instant
+        down.isUp = false
+        XCTAssertEqual(watch.causes(for: .link(down), topology: topology, served: served), [])
+        var left = instant
+        left.masterIndex = nil
+        XCTAssertEqual(watch.causes(for: .link(left), topology: topology, served: served), [])
+        XCTAssertEqual(watch.causes(for: .linkRemoved(index: 90, name: "i1"), topology: topology, served: served), [])
+
+        let vlanPort = Link(index: 91, name: "eth0.5", kind: .vlan, masterIndex: topology.link(named: "br0")!.index,
+                            lowerIndex: topology.link(named: "eth0")!.index, vlanID: 5)
+        topology.upsert(vlanPort)
+        served.flowtableDevices.insert("eth0")
+        XCTAssertEqual(watch.causes(for: .linkRemoved(index: 91, name: "eth0.5"), topology: topology, served: served),
+                       [.portLeft(port: "eth0.5", bridge: "br0")])
+    }
+
     func testRoutesThatMatter() {
         let change = { (destination: String, prefix: UInt8, table: UInt32, family: AddressFamily) in
             RouteChange(family: family, destination: destination, prefixLength: prefix, table: table, removed: false,

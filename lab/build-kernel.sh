@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds the lab kernel (User-Mode Linux 6.12 with nf_tables flowtables,
-# 802.1Q, bridges, conntrack, pktgen...) from Debian's linux-source-6.12:
-# ARCH=um defconfig merged with the config fragment next to this script
-# (flowlab.config). About 10 minutes on 2 cores, 2 GB of scratch space.
+# 802.1Q, bridges, conntrack, pktgen, and lab2's netdevsim, policy and
+# multipath routing, VRF, bonding, legacy firewalls, tc...) from Debian's
+# linux-source-6.12: ARCH=um defconfig merged with the config fragment next
+# to this script (flowlab.config, lab2's). About 10 minutes on 2 cores, 2 GB of scratch space.
 # Usage: lab/build-kernel.sh OUTFILE   (scripts/lab calls it when no
 # prebuilt kernel is found, and caches the result by the fragment's hash)
 set -eu

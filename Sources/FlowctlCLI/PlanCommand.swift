@@ -33,6 +33,7 @@ struct PlanCommand: ParsableCommand {
                 say("# \(report.changes.count) change\(report.changes.count == 1 ? "" : "s"), sent as one atomic batch:")
                 report.changes.forEach { say($0) }
             }
+            if let offload = outcome.plan.offload { say("# offload: \(offload)") }
             if let desired = report.desired {
                 say("\n# resulting table:")
                 say(desired, terminator: "")

@@ -3,10 +3,11 @@
 /// kernel is touched), the kernel gets one atomic batch, and only then is
 /// the file renamed into place. If that rename fails, the kernel is brought
 /// back to the old intent. Used by the one-shot commands and the daemon.
+/// `hardwareRefusal`: what the kernel refused before (see Reconciler).
 public enum IntentTransaction {
     public static func run(
         store: IntentStore, reconciler: Reconciler, required: Set<String> = [],
-        _ edit: (inout Intent) throws -> Void
+        hardwareRefusal: HardwareRefusal? = nil, _ edit: (inout Intent) throws -> Void
     ) throws -> (intent: Intent, outcome: ReconcileOutcome) {
         try store.withLock {
             let old = try store.load()
@@ -15,7 +16,7 @@ public enum IntentTransaction {
             let pending = try store.prepare(new)
             let outcome: ReconcileOutcome
             do {
-                outcome = try reconciler.reconcile(intent: new, required: required)
+                outcome = try reconciler.reconcile(intent: new, required: required, hardwareRefusal: hardwareRefusal)
             } catch {
                 pending.abort()
                 throw error
@@ -23,7 +24,7 @@ public enum IntentTransaction {
             do {
                 try pending.commit()
             } catch {
-                _ = try? reconciler.reconcile(intent: old)
+                _ = try? reconciler.reconcile(intent: old, hardwareRefusal: outcome.hardwareRefusal)
                 throw error
             }
             return (new, outcome)

@@ -66,6 +66,33 @@ public struct OffloadDecision: Hashable, Sendable, Codable, CustomStringConverti
     public var description: String { (hardware ? "hardware" : "software") + " (\(reason))" }
 }
 
+/// The kernel refused a flowtable with `flags offload` for these devices
+/// (a NIC that offers hw-tc-offload but cannot take flowtable flows:
+/// EOPNOTSUPP). In auto mode the planner plans software, with `reason`,
+/// while every device it plans is among `devices`; a device beyond them
+/// tries hardware again. Kept by the daemon across passes, so hardware is
+/// not tried (and refused) on every reconcile.
+public struct HardwareRefusal: Hashable, Sendable, Codable {
+    /// Every device the refused flowtable would have listed, sorted.
+    public var devices: [String]
+    /// For the plan: "the kernel refused hardware offload on eth0, eth1: Operation not supported".
+    public var reason: String
+
+    public init(devices: [String], reason: String) {
+        self.devices = Array(Set(devices)).sorted()
+        self.reason = reason
+    }
+
+    /// `refused`: the devices of the refused request; `why`: the kernel's text.
+    public init(devices: [String], refused: [String], why: String) {
+        self.init(devices: devices,
+                  reason: "the kernel refused hardware offload on \(Planner.shortList(refused.sorted())): \(why)")
+    }
+
+    /// True when `planned` brings no device the refusal has not seen.
+    public func covers(_ planned: [String]) -> Bool { Set(planned).isSubset(of: devices) }
+}
+
 public struct Plan: Hashable, Sendable, Codable {
     /// nil when no bridge is enabled: flowctl's table should not exist.
     public var desired: DesiredRuleset?
@@ -115,7 +142,9 @@ public struct Planner: Sendable {
     /// exist and be usable (the one a command names); any other enabled
     /// bridge that is missing or broken right now is left out with a
     /// warning, so one vanished bridge never blocks the others.
-    public func plan(intent: Intent, topology: Topology, required: Set<String> = []) throws(PlanError) -> Plan {
+    /// `hardwareRefusal`: what the kernel refused before (see HardwareRefusal).
+    public func plan(intent: Intent, topology: Topology, required: Set<String> = [],
+                     hardwareRefusal: HardwareRefusal? = nil) throws(PlanError) -> Plan {
         guard !intent.isEmpty else {
             return Plan(desired: nil, bridges: [], devices: [], offload: nil, warnings: [])
         }
@@ -144,7 +173,7 @@ public struct Planner: Sendable {
                                  reasons: found.count == 1 ? found
                                      : Array(Set(found)).sorted { $0.description < $1.description })
         }
-        let offload = try decideOffload(intent: intent, devices: devices)
+        let offload = try decideOffload(intent: intent, devices: devices, refusal: hardwareRefusal)
 
         let desired = DesiredRuleset(
             table: TableSpec(ref: FlowctlNames.table, comment: FlowctlNames.tableComment),
@@ -268,7 +297,12 @@ public struct Planner: Sendable {
         return result
     }
 
-    func decideOffload(intent: Intent, devices: [PlannedDevice]) throws(PlanError) -> OffloadDecision {
+    /// `--hw-offload on` wants hardware or an error; auto takes hardware when
+    /// every device claims hw-tc-offload and the kernel has not refused it
+    /// for these devices already.
+    func decideOffload(intent: Intent, devices: [PlannedDevice], refusal: HardwareRefusal? = nil)
+        throws(PlanError) -> OffloadDecision
+    {
         let modes = Set(intent.bridges.values.map(\.hwOffload))
         let lacking = devices.filter { $0.hwTCOffload != true }.map(\.name)
         if modes.contains(.on) {
@@ -281,8 +315,17 @@ public struct Planner: Sendable {
         }
         if modes.contains(.off) { return OffloadDecision(hardware: false, reason: "--hw-offload off") }
         if devices.isEmpty { return OffloadDecision(hardware: false, reason: "no devices yet") }
-        if lacking.isEmpty { return OffloadDecision(hardware: true, reason: "every device has hw-tc-offload") }
-        let shown = lacking.prefix(3).joined(separator: ", ") + (lacking.count > 3 ? ", ..." : "")
-        return OffloadDecision(hardware: false, reason: "hw-tc-offload missing on \(shown)")
+        if !lacking.isEmpty {
+            return OffloadDecision(hardware: false, reason: "hw-tc-offload missing on \(Self.shortList(lacking))")
+        }
+        if let refusal, refusal.covers(devices.map(\.name)) {
+            return OffloadDecision(hardware: false, reason: refusal.reason)
+        }
+        return OffloadDecision(hardware: true, reason: "every device has hw-tc-offload")
+    }
+
+    /// Up to three names, for one-line reasons.
+    static func shortList(_ names: [String]) -> String {
+        names.prefix(3).joined(separator: ", ") + (names.count > 3 ? ", ..." : "")
     }
 }

@@ -17,6 +17,13 @@ public struct ReconcileOutcome: Sendable, Codable {
     /// What the table looks like after the batch, when that follows from the
     /// batch alone (device and element changes); nil otherwise.
     public var predictedTable: KernelTable?
+    /// The kernel's refusal of hardware offload that this plan respects, for
+    /// the caller to pass to its next pass (nil: none known, or hardware is
+    /// in use).
+    public var hardwareRefusal: HardwareRefusal?
+    /// This pass asked for hardware offload, the kernel refused it, and the
+    /// batch sent (or, for a dry run, checked) is the software one.
+    public var fellBackToSoftware = false
 
     /// Warnings for the operator: the planner's and the chain-order check's.
     public var warnings: [String] {
@@ -74,6 +81,8 @@ public enum ReconcileError: Error, CustomStringConvertible {
     /// vanished) through every attempt.
     case unstable(attempts: Int, last: BatchError)
     case flowtablesUnsupported(BatchError)
+    /// `--hw-offload on`, and the kernel refused `flags offload` for these devices.
+    case hardwareOffloadRefused(devices: [String], BatchError)
 
     public var description: String {
         switch self {
@@ -83,6 +92,8 @@ public enum ReconcileError: Error, CustomStringConvertible {
             "the host kept changing during \(attempts) attempts; last: \(last)"
         case .flowtablesUnsupported:
             "this kernel has no nftables flowtable support (needs CONFIG_NF_FLOW_TABLE and CONFIG_NF_FLOW_TABLE_INET, Linux 4.16+; `flowctl doctor` lists what is missing); nothing was changed"
+        case .hardwareOffloadRefused(let devices, let error):
+            "--hw-offload on: the kernel refused hardware offload on \(devices.joined(separator: ", ")): \(error.error.reason); nothing was changed (--hw-offload auto falls back to software)"
         }
     }
 }
@@ -106,9 +117,19 @@ public struct Reconciler: Sendable {
     /// and the generation check still guards the batch.
     /// With `reevaluate`, the flowtable is recreated (Differ.diff) so every
     /// offloaded flow meets the current policy again.
+    /// Hardware offload the kernel refuses (EOPNOTSUPP: a NIC that offers
+    /// hw-tc-offload but cannot take flowtable flows) falls back to software
+    /// in the same call unless a bridge asks for `--hw-offload on`; the
+    /// outcome's `hardwareRefusal` says so, and passed back in as
+    /// `hardwareRefusal` it keeps later passes from asking again for the
+    /// same devices. A dry run checks a hardware batch with the kernel
+    /// (never committed) to show the same fallback.
     public func reconcile(intent: Intent, required: Set<String> = [], dryRun: Bool = false,
-                          known: KernelSnapshot? = nil, reevaluate: Bool = false) throws -> ReconcileOutcome
+                          known: KernelSnapshot? = nil, reevaluate: Bool = false,
+                          hardwareRefusal: HardwareRefusal? = nil) throws -> ReconcileOutcome
     {
+        var refusal = hardwareRefusal
+        var fellBack = false
         var attempt = 0
         while true {
             attempt += 1
@@ -116,7 +137,9 @@ public struct Reconciler: Sendable {
             let generation = try cached?.generation ?? backend.generation()
             let snapshot = try topology.snapshot()
             let plan: Plan
-            do { plan = try planner.plan(intent: intent, topology: snapshot, required: required) } catch {
+            do {
+                plan = try planner.plan(intent: intent, topology: snapshot, required: required, hardwareRefusal: refusal)
+            } catch {
                 throw ReconcileError.plan(error)
             }
             let kernel = try cached.map(\.table) ?? backend.table(FlowctlNames.table)
@@ -130,16 +153,43 @@ public struct Reconciler: Sendable {
             var outcome = ReconcileOutcome(plan: plan, batch: batch, applied: false, kernelBefore: kernel,
                                            laterForwardChains: later, attempts: attempt)
             outcome.generation = generation
-            if batch.isEmpty || dryRun {
+            outcome.hardwareRefusal = plan.offload?.hardware == true ? nil : refusal
+            outcome.fellBackToSoftware = fellBack
+            if batch.isEmpty {
                 outcome.predictedTable = kernel
                 return outcome
             }
             do {
+                if dryRun {
+                    // Whether a NIC takes flowtable flows shows only when the
+                    // kernel tries: check (never commit) a hardware batch.
+                    if plan.offload?.hardware == true { try backend.validate(batch) }
+                    outcome.predictedTable = kernel
+                    return outcome
+                }
                 try backend.apply(batch, generation: generation)
                 outcome.applied = true
                 outcome.predictedTable = kernel?.applying(batch)
                 return outcome
             } catch let error as BatchError {
+                if let refused = refusedHardwareDevices(error, plan: plan) {
+                    if intent.bridges.values.contains(where: { $0.hwOffload == .on }) {
+                        throw ReconcileError.hardwareOffloadRefused(devices: refused, error)
+                    }
+                    // The batch was atomic: nothing of it stayed. Plan software
+                    // for these devices and try again from fresh reads.
+                    if attempt >= maxAttempts { throw ReconcileError.unstable(attempts: attempt, last: error) }
+                    refusal = HardwareRefusal(devices: plan.desired?.flowtable.devices ?? [], refused: refused,
+                                              why: error.error.reason)
+                    fellBack = true
+                    continue
+                }
+                if dryRun {
+                    // Anything else the check finds, the real batch meets (and
+                    // retries or reports) when it is sent; show the plan as is.
+                    outcome.predictedTable = kernel
+                    return outcome
+                }
                 if isFlowtableSupportMissing(error) { throw ReconcileError.flowtablesUnsupported(error) }
                 // The ruleset moved (ERESTART) or a device went away between
                 // the dump and the batch (ENOENT): read both sides again.
@@ -147,6 +197,24 @@ public struct Reconciler: Sendable {
                 guard retriable else { throw error }
                 if attempt >= maxAttempts { throw ReconcileError.unstable(attempts: attempt, last: error) }
             }
+        }
+    }
+
+    /// The devices whose hardware offload the kernel refused, when `error`
+    /// is that refusal: EOPNOTSUPP creating the planned hardware flowtable,
+    /// or adding devices to it (the drivers' answer to TC_SETUP_FT, and the
+    /// flow block core's when a device has no offload at all; seen from
+    /// netdevsim and veth in the lab kernel).
+    func refusedHardwareDevices(_ error: BatchError, plan: Plan) -> [String]? {
+        guard error.error.errno == KernelError.EOPNOTSUPP, let flowtable = plan.desired?.flowtable,
+              flowtable.hardwareOffload else { return nil }
+        switch error.change {
+        case .addFlowtable(let spec)? where spec.name == flowtable.name && spec.hardwareOffload:
+            return spec.devices
+        case .addFlowtableDevices(let name, let devices)? where name == flowtable.name:
+            return devices
+        default:
+            return nil
         }
     }
 

@@ -22,10 +22,12 @@ public final class SyncEngine {
         public var reevaluations = 0
         public var lastReevaluation: ReevaluationRecord?
         /// Route-only re-reads (a default route or a link carrying routes
-        /// changed), and devices found gone when the kernel refused a batch.
-        /// Optional: absent from older daemons' answers.
+        /// changed), devices found gone when the kernel refused a batch, and
+        /// passes that asked for hardware offload, were refused and fell back
+        /// to software. Optional: absent from older daemons' answers.
         public var routeReads: Int?
         public var vanishedDevices: Int?
+        public var hardwareFallbacks: Int?
     }
 
     let topologySource: any TopologySource
@@ -42,6 +44,9 @@ public final class SyncEngine {
     public private(set) var topology: Topology?
     public private(set) var lastOutcome: ReconcileOutcome?
     public private(set) var statistics = Statistics()
+    /// The kernel refused hardware offload for these devices: later passes
+    /// plan software for them instead of asking (and being refused) again.
+    public private(set) var hardwareRefusal: HardwareRefusal?
 
     /// Something changed since the last reconcile.
     private var pending = false
@@ -385,7 +390,7 @@ public final class SyncEngine {
         }
         do {
             let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached,
-                                                   reevaluate: reevaluate)
+                                                   reevaluate: reevaluate, hardwareRefusal: hardwareRefusal)
             record(outcome, previous: previous)
             // What the kernel has now, for the next pass; the generation of
             // our own commit arrives with its notification.
@@ -397,7 +402,7 @@ public final class SyncEngine {
         } catch {
             if logger.logLevel <= .debug, let batch = try? Differ().diff(
                 kernel: try? backend.table(FlowctlNames.table),
-                desired: try? Planner().plan(intent: intent, topology: topology).desired)
+                desired: try? Planner().plan(intent: intent, topology: topology, hardwareRefusal: hardwareRefusal).desired)
             {
                 logger.debug("batch that failed", metadata: ["commands": "\(NftText.commands(batch).map { BatchError.abbreviated($0, limit: 400) })"])
             }
@@ -406,6 +411,12 @@ public final class SyncEngine {
     }
 
     private func record(_ outcome: ReconcileOutcome, previous: Plan?) {
+        if outcome.fellBackToSoftware, let refusal = outcome.hardwareRefusal {
+            statistics.hardwareFallbacks = (statistics.hardwareFallbacks ?? 0) + 1
+            metrics.hardwareFallback()
+            logger.warning("\(refusal.reason); using software offload until another device joins or an enable asks again")
+        }
+        hardwareRefusal = outcome.hardwareRefusal
         if outcome.applied {
             statistics.batches += 1
             metrics.batch()
@@ -430,7 +441,10 @@ public final class SyncEngine {
         topology = try topologySource.snapshot()
         let previous = lastOutcome?.plan
         let reconciler = Reconciler(topology: FixedTopologySource(topology!), backend: backend)
-        let result = try IntentTransaction.run(store: store, reconciler: reconciler, required: required, edit)
+        // An enable (it names the bridge that must be usable) asks for
+        // hardware again; a disable keeps what the kernel refused.
+        let result = try IntentTransaction.run(store: store, reconciler: reconciler, required: required,
+                                               hardwareRefusal: required.isEmpty ? hardwareRefusal : nil, edit)
         intent = result.intent
         record(result.outcome, previous: previous)
         known = nil
@@ -477,6 +491,7 @@ public struct EngineMetrics: Sendable {
     let errors = Counter(label: "flowctl_errors_total")
     let latencyTimer = Metrics.Timer(label: "flowctl_event_to_ack_seconds")
     let passTimer = Metrics.Timer(label: "flowctl_reconcile_seconds")
+    let hardwareFallbacks = Counter(label: "flowctl_hardware_offload_fallbacks_total")
 
     func events(kind: String) { Counter(label: "flowctl_events_total", dimensions: [("source", kind)]).increment() }
     func resync(reason: String) {
@@ -490,6 +505,7 @@ public struct EngineMetrics: Sendable {
         if let flows { Counter(label: "flowctl_reevaluated_flows_total").increment(by: flows) }
     }
     func error() { errors.increment() }
+    func hardwareFallback() { hardwareFallbacks.increment() }
     func devices(_ count: Int) { devicesGauge.record(count) }
     func latency(_ duration: Duration) { latencyTimer.recordNanoseconds(duration.nanoseconds) }
     func passDuration(_ duration: Duration) { passTimer.recordNanoseconds(duration.nanoseconds) }

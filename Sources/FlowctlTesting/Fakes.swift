@@ -42,6 +42,11 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
     public var supportsFlowtables = true
     /// Devices that exist (a flowtable refuses others with ENOENT, like 6.12); nil = any.
     public var existingDevices: Set<String>?
+    /// Devices that offer hw-tc-offload but cannot take flowtable flows:
+    /// creating a flowtable with `flags offload` that lists one, or adding
+    /// one to such a flowtable, fails with EOPNOTSUPP (netdevsim and veth
+    /// in the lab kernel). A hardware flowtable without them is accepted.
+    public var devicesRefusingHardwareOffload: Set<String> = []
     /// Called before each apply; lets a test change the ruleset "concurrently".
     public var beforeApply: ((FakeRulesetBackend) -> Void)?
     private var nextHandle: UInt64 = 1
@@ -90,7 +95,8 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
             for (change, command) in zip(batch.changes, NftText.commands(batch)) {
                 do {
                     try Self.apply(change, table: batch.table, to: &working, handle: &handle,
-                                   supportsFlowtables: supportsFlowtables, devices: existingDevices)
+                                   supportsFlowtables: supportsFlowtables, devices: existingDevices,
+                                   refusingHardware: devicesRefusingHardwareOffload)
                 } catch let errno as FakeErrno {
                     throw BatchError(change: change, command: command, error: KernelError(
                         operation: command, errno: errno.code, reason: errno.reason))
@@ -109,7 +115,8 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
         for (change, command) in zip(batch.changes, NftText.commands(batch)) {
             do {
                 try Self.apply(change, table: batch.table, to: &working, handle: &handle,
-                               supportsFlowtables: supportsFlowtables, devices: existingDevices)
+                               supportsFlowtables: supportsFlowtables, devices: existingDevices,
+                               refusingHardware: devicesRefusingHardwareOffload)
             } catch let errno as FakeErrno {
                 throw BatchError(change: change, command: command, error: KernelError(
                     operation: command, errno: errno.code, reason: errno.reason))
@@ -123,10 +130,12 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
         static let noent = FakeErrno(code: KernelError.ENOENT, reason: "No such file or directory")
         static let exist = FakeErrno(code: KernelError.EEXIST, reason: "File exists")
         static let busy = FakeErrno(code: KernelError.EBUSY, reason: "Device or resource busy")
+        static let notSupported = FakeErrno(code: KernelError.EOPNOTSUPP, reason: "Operation not supported")
     }
 
     private static func apply(_ change: NftChange, table ref: TableRef, to tables: inout [TableRef: KernelTable],
-                              handle: inout UInt64, supportsFlowtables: Bool, devices: Set<String>?) throws {
+                              handle: inout UInt64, supportsFlowtables: Bool, devices: Set<String>?,
+                              refusingHardware: Set<String>) throws {
         func withTable(_ body: (inout KernelTable) throws -> Void) throws {
             guard var table = tables[ref] else { throw FakeErrno.noent }
             try body(&table)
@@ -143,6 +152,7 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
             try withTable { table in
                 guard !table.flowtables.contains(where: { $0.name == spec.name }) else { throw FakeErrno.exist }
                 if let devices, !Set(spec.devices).isSubset(of: devices) { throw FakeErrno.noent }
+                if spec.hardwareOffload, !refusingHardware.isDisjoint(with: spec.devices) { throw FakeErrno.notSupported }
                 table.flowtables.append(KernelFlowtable(name: spec.name, priority: spec.priority, devices: spec.devices,
                                                         counter: spec.counter, hardwareOffload: spec.hardwareOffload))
             }
@@ -150,6 +160,9 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
             try withTable { table in
                 guard let index = table.flowtables.firstIndex(where: { $0.name == name }) else { throw FakeErrno.noent }
                 if let devices, !Set(added).isSubset(of: devices) { throw FakeErrno.noent }
+                if table.flowtables[index].hardwareOffload, !refusingHardware.isDisjoint(with: added) {
+                    throw FakeErrno.notSupported
+                }
                 let merged = Set(table.flowtables[index].devices).union(added)
                 table.flowtables[index].devices = merged.sorted()
             }

@@ -175,6 +175,35 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(backend.appliedBatches.isEmpty)
     }
 
+    func testRefusedHardwareOffload() throws {
+        // eth0 (uplink) and eth1 (br0's only port) claim hw-tc-offload; the kernel refuses it.
+        topology.topology = Topology(links: [
+            Link(index: 1, name: "lo", kind: .loopback),
+            Link(index: 2, name: "eth0", kind: .physical, hwTCOffload: true),
+            Link(index: 3, name: "br0", kind: .bridge),
+            Link(index: 4, name: "eth1", kind: .physical, masterIndex: 3, hwTCOffload: true),
+        ], routes: [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])])
+        backend.devicesRefusingHardwareOffload = ["eth0", "eth1"]
+        let reason = "the kernel refused hardware offload on eth0, eth1: Operation not supported"
+
+        XCTAssertEqual(flowctl(["enable", "br0", "--hw-offload", "on"]), 1)
+        XCTAssertEqual(stderr, "flowctl: error: --hw-offload on: \(reason); nothing was changed (--hw-offload auto falls back to software)\n")
+        XCTAssertNil(try backend.table(FlowctlNames.table))
+        XCTAssertEqual(try IntentStore(directory: state).load(), Intent())
+
+        XCTAssertEqual(flowctl(["enable", "br0", "--hw-offload", "auto"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("br0: fast path on, software (\(reason))"), stdout)
+        XCTAssertEqual(try backend.table(FlowctlNames.table)?.flowtables.first?.hardwareOffload, false)
+        stdout = ""
+        XCTAssertEqual(flowctl(["status"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("br0: enabled, software fast path (\(reason))"), stdout)
+        stdout = ""
+        XCTAssertEqual(flowctl(["plan"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("# nothing to change"), stdout)
+        XCTAssertTrue(stdout.contains("# offload: software (\(reason))"), stdout)
+        XCTAssertEqual(backend.appliedBatches.count, 1, "status and plan changed nothing")
+    }
+
     func testDoctorFailsNamingTheMissingOption() throws {
         backend.supportsFlowtables = false
         XCTAssertNotEqual(flowctl(["doctor"]), 0)

@@ -270,6 +270,48 @@ final class PlannerTests: XCTestCase {
         }
     }
 
+    func hardwareHost() -> TopologyBuilder {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical, hw: true)
+        t.add("br0", .bridge)
+        t.add("eth1", .physical, master: "br0", hw: true)
+        t.defaultRoute(via: "eth0")
+        return t
+    }
+
+    func testRefusedHardwareIsPlannedInSoftwareWhileTheDevicesAreWithinTheRefusal() throws {
+        var t = hardwareHost()
+        let refusal = HardwareRefusal(devices: ["eth0", "eth1"], refused: ["eth0", "eth1"], why: "Operation not supported")
+        XCTAssertEqual(refusal.reason, "the kernel refused hardware offload on eth0, eth1: Operation not supported")
+        let same = try planner.plan(intent: enable("br0"), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(same.desired?.flowtable.hardwareOffload, false)
+        XCTAssertEqual(same.offload?.description,
+                       "software (the kernel refused hardware offload on eth0, eth1: Operation not supported)")
+        // Fewer devices: still within what was refused.
+        t.setMaster("eth1", nil)
+        let fewer = try planner.plan(intent: enable("br0"), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(fewer.offload?.hardware, false)
+        XCTAssertEqual(fewer.offload?.reason, refusal.reason)
+        // A device beyond the refusal: hardware is tried again.
+        t.setMaster("eth1", "br0")
+        t.add("eth2", .physical, master: "br0", hw: true)
+        let more = try planner.plan(intent: enable("br0"), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(more.desired?.flowtable.hardwareOffload, true)
+        XCTAssertEqual(more.offload?.reason, "every device has hw-tc-offload")
+    }
+
+    func testARefusalNeverOverridesOnOffOrMissingHwTCOffload() throws {
+        var t = hardwareHost()
+        let refusal = HardwareRefusal(devices: ["eth0", "eth1", "vnet1"], reason: "refused")
+        let on = try planner.plan(intent: enable("br0", hw: .on), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(on.desired?.flowtable.hardwareOffload, true, "--hw-offload on always asks the kernel")
+        let off = try planner.plan(intent: enable("br0", hw: .off), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(off.offload?.reason, "--hw-offload off")
+        t.add("vnet1", .tun, master: "br0")
+        let lacking = try planner.plan(intent: enable("br0"), topology: t.topology, hardwareRefusal: refusal)
+        XCTAssertEqual(lacking.offload?.reason, "hw-tc-offload missing on vnet1")
+    }
+
     func testInterfaceNameValidation() {
         XCTAssertTrue(Planner.isValidInterfaceName("br0"))
         XCTAssertTrue(Planner.isValidInterfaceName("eth0.100"))

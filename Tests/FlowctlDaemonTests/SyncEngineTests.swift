@@ -158,6 +158,105 @@ final class SyncEngineTests: XCTestCase {
         XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
     }
 
+    // MARK: hardware offload the kernel refuses
+
+    /// eth0 the uplink, eth1 a port of br0, eth2 a port of br1: NICs that
+    /// claim hw-tc-offload; the kernel refuses `flags offload` for all (netdevsim).
+    func makeHardwareEngine(bridges: [String] = ["br0"]) throws
+        -> (SyncEngine, FakeRulesetBackend, attempts: () -> Int)
+    {
+        let store = IntentStore(directory: directory)
+        try store.save(Intent(bridges: Dictionary(uniqueKeysWithValues: bridges.map { ($0, BridgeIntent()) })))
+        let source = FakeTopologySource(Topology(links: [
+            Link(index: 1, name: "lo", kind: .loopback),
+            Link(index: 2, name: "eth0", kind: .physical, hwTCOffload: true),
+            Link(index: 3, name: "br0", kind: .bridge),
+            Link(index: 4, name: "eth1", kind: .physical, masterIndex: 3, hwTCOffload: true),
+            Link(index: 5, name: "br1", kind: .bridge),
+            Link(index: 6, name: "eth2", kind: .physical, masterIndex: 5, hwTCOffload: true),
+            // Not a port yet (joins br0 later): a device the host has.
+            Link(index: 41, name: "eth3", kind: .physical, hwTCOffload: true),
+        ], routes: [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])]))
+        let backend = FakeRulesetBackend()
+        backend.devicesRefusingHardwareOffload = ["eth0", "eth1", "eth2", "eth3"]
+        var attempts = 0
+        backend.beforeApply = { _ in attempts += 1 }
+        let engine = try SyncEngine(topologySource: source, backend: backend, store: store,
+                                    logger: Logger(label: "test"), ownPID: 4242)
+        return (engine, backend, { attempts })
+    }
+
+    func testRefusedHardwareIsRememberedAcrossPassesWithoutRecreatingTheFlowtable() throws {
+        let (engine, backend, attempts) = try makeHardwareEngine()
+        let first = try XCTUnwrap(engine.step())
+        XCTAssertTrue(first.applied)
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 1)
+        XCTAssertEqual(engine.hardwareRefusal?.devices, ["eth0", "eth1"])
+        XCTAssertEqual(first.plan.offload?.reason, "the kernel refused hardware offload on eth0, eth1: Operation not supported")
+        XCTAssertEqual(try backend.table(FlowctlNames.table)?.flowtables.first?.hardwareOffload, false)
+        XCTAssertEqual(attempts(), 2)
+
+        // The port leaves and comes back, a tap joins and leaves: each pass
+        // moves devices only, and never asks for hardware again.
+        let port = Link(index: 4, name: "eth1", kind: .physical, masterIndex: 3, hwTCOffload: true)
+        var unplugged = port
+        unplugged.masterIndex = nil
+        let passes: [(TopologyEvent, [NftChange])] = [
+            (.link(unplugged), [.deleteFlowtableDevices(flowtable: "fastpath", devices: ["eth1"])]),
+            (.link(port), [.addFlowtableDevices(flowtable: "fastpath", devices: ["eth1"])]),
+            (.link(Link(index: 40, name: "tap0", kind: .tun, masterIndex: 3)),
+             [.addFlowtableDevices(flowtable: "fastpath", devices: ["tap0"])]),
+            (.linkRemoved(index: 40, name: "tap0"), [.deleteFlowtableDevices(flowtable: "fastpath", devices: ["tap0"])]),
+        ]
+        for (event, changes) in passes {
+            engine.receive([event])
+            let outcome = try XCTUnwrap(engine.step())
+            XCTAssertEqual(outcome.batch.changes, changes, "\(event)")
+        }
+        XCTAssertEqual(attempts(), 2 + passes.count, "no refused batch in between")
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 1)
+        XCTAssertEqual(engine.lastOutcome?.plan.offload?.reason, first.plan.offload?.reason)
+
+        // A full resync reads the same devices: still nothing to do.
+        engine.requestResync("test")
+        XCTAssertEqual(try XCTUnwrap(engine.step()).batch.changes, [])
+        XCTAssertEqual(attempts(), 2 + passes.count)
+
+        // A device beyond the refused set: hardware is asked for once more,
+        // refused, and the software flowtable just gains the device.
+        engine.receive([TopologyEvent.link(Link(index: 41, name: "eth3", kind: .physical, masterIndex: 3,
+                                                hwTCOffload: true))])
+        let grown = try XCTUnwrap(engine.step())
+        XCTAssertEqual(grown.batch.changes, [.addFlowtableDevices(flowtable: "fastpath", devices: ["eth3"])])
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 2)
+        XCTAssertEqual(engine.hardwareRefusal?.devices, ["eth0", "eth1", "eth3"])
+        XCTAssertFalse(backend.appliedBatches.flatMap(\.changes).contains { if case .deleteFlowtable = $0 { true } else { false } },
+                       "the flowtable was never recreated")
+    }
+
+    func testEnableAsksForHardwareAgainAndDisableDoesNot() throws {
+        let (engine, _, attempts) = try makeHardwareEngine(bridges: ["br0", "br1"])
+        engine.step()
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 1)
+        XCTAssertEqual(engine.hardwareRefusal?.devices, ["eth0", "eth1", "eth2"])
+        let before = attempts()
+        let disabled = try engine.change(required: []) { $0.bridges["br1"] = nil }
+        XCTAssertEqual(disabled.outcome.batch.changes, [
+            .deleteSetElements(set: "offload_ifaces", elements: ["br1"]),
+            .deleteFlowtableDevices(flowtable: "fastpath", devices: ["eth2"]),
+        ])
+        XCTAssertEqual(attempts(), before + 1)
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 1)
+        let enabled = try engine.change(required: ["br1"]) { $0.bridges["br1"] = BridgeIntent() }
+        XCTAssertEqual(enabled.outcome.batch.changes, [
+            .addSetElements(set: "offload_ifaces", elements: ["br1"]),
+            .addFlowtableDevices(flowtable: "fastpath", devices: ["eth2"]),
+        ])
+        XCTAssertTrue(enabled.outcome.fellBackToSoftware, "an enable asks the kernel again")
+        XCTAssertEqual(engine.statistics.hardwareFallbacks, 2)
+        XCTAssertEqual(attempts(), before + 3)
+    }
+
     func testChangeLogNamesEachDeviceAndReason() throws {
         let (engine, _, _) = try makeEngine()
         let first = try XCTUnwrap(engine.step())

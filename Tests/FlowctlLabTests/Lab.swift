@@ -3,7 +3,7 @@ import FlowctlTesting
 import XCTest
 
 /// Runs commands in the lab kernel through scripts/lab (a User-Mode Linux
-/// 6.12 with flowtables and 802.1Q, booted per call). The lab tier never
+/// 6.12 with flowtables, 802.1Q and netdevsim, booted per call). The lab tier never
 /// skips: when the lab cannot boot, the test fails and says why.
 enum Lab {
     /// The repository's root: Tests/FlowctlLabTests/Lab.swift is three levels down.
@@ -39,7 +39,7 @@ struct LabError: Error, CustomStringConvertible {
     var description: String {
         """
         the lab kernel could not run \(command.joined(separator: " ")) (scripts/lab exited \(Lab.labFailure)); \
-        the lab tier needs root and the lab kernel (see scripts/lab and ../shared/lab/README.md)
+        the lab tier needs root and the lab kernel (see scripts/lab and ../shared/lab2/README.md)
         \(result)
         """
     }

@@ -39,6 +39,9 @@ struct StatusReport: Codable {
     var slowPathPackets: UInt64?
     var conntrack: Conntrack
     var changesApplied: [String]
+    /// Rules that carried flowctl's comment with other content, put back by
+    /// the changes applied (ChangeLog.repairs).
+    var repairs: [String]
     var warnings: [String]
     /// Set when a running daemon answered.
     var daemon: DaemonInfo?
@@ -122,6 +125,8 @@ struct StatusCommand: ParsableCommand {
             conntrack: .init(count: conntrack.count, max: conntrack.max, fill: conntrack.fill,
                              warning: conntrackWarning),
             changesApplied: outcome.applied ? NftText.commands(outcome.batch) : [],
+            repairs: outcome.applied ? ChangeLog.repairs(in: outcome.batch, desired: outcome.plan.desired,
+                                                         kernel: outcome.kernelBefore) : [],
             warnings: warnings)
     }
 
@@ -158,6 +163,7 @@ struct StatusCommand: ParsableCommand {
         }
         if !report.changesApplied.isEmpty {
             say("re-applied \(report.changesApplied.count) change\(report.changesApplied.count == 1 ? "" : "s") to match the stored intent")
+            report.repairs.forEach { say("  \($0)") }
         }
         report.warnings.forEach(warn)
     }

@@ -25,6 +25,10 @@ enum Report {
         } else {
             let count = outcome.batch.changes.count
             say("  applied \(count) change\(count == 1 ? "" : "s") in one atomic batch")
+            for line in ChangeLog.repairs(in: outcome.batch, desired: outcome.plan.desired,
+                                          kernel: outcome.kernelBefore) {
+                say("  \(line)")
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ struct StatusReport: Codable {
     var slowPathPackets: UInt64?
     var conntrack: Conntrack
     var changesApplied: [String]
+    /// Rules that carried flowctl's comment with other content: put back by
+    /// the changes applied (through the daemon), or pending (one-shot).
+    var repairs: [String]
     /// One-shot status: what `flowctl apply` would change (status itself writes nothing).
     var pendingChanges: [String] = []
     var warnings: [String]
@@ -129,6 +132,8 @@ struct StatusCommand: ParsableCommand {
             conntrack: .init(count: conntrack.count, max: conntrack.max, fill: conntrack.fill,
                              warning: conntrackWarning),
             changesApplied: outcome.applied ? NftText.commands(outcome.batch) : [],
+            // Applied by the daemon, or pending in a one-shot dry run.
+            repairs: ChangeLog.repairs(in: outcome.batch, desired: outcome.plan.desired, kernel: outcome.kernelBefore),
             warnings: warnings)
     }
 
@@ -167,9 +172,11 @@ struct StatusCommand: ParsableCommand {
             say("NOT in sync with the stored intent: \(report.pendingChanges.count) pending change\(report.pendingChanges.count == 1 ? "" : "s") (`flowctl apply` makes them):")
             for line in report.pendingChanges.prefix(20) { say("  \(BatchError.abbreviated(line))") }
             if report.pendingChanges.count > 20 { say("  ... (\(report.pendingChanges.count - 20) more; `flowctl plan` lists all)") }
+            report.repairs.forEach { say("  " + $0.replacingOccurrences(of: ") repaired:", with: ") to be repaired:")) }
         }
         if !report.changesApplied.isEmpty {
             say("re-applied \(report.changesApplied.count) change\(report.changesApplied.count == 1 ? "" : "s") to match the stored intent")
+            report.repairs.forEach { say("  \($0)") }
         }
         report.warnings.forEach(warn)
     }

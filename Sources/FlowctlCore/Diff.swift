@@ -70,9 +70,12 @@ public struct Differ: Sendable {
                 || !$0.policyAccept
         } ?? false
 
-        // Rules: kept when exactly the desired ids in the desired order.
+        // Rules: kept when exactly the desired rules in the desired order, each
+        // with flowctl's content: a rule replaced under flowctl's comment is
+        // not flowctl's rule (ChangeLog.repairs names it).
         let kernelRules = kernel.rules.filter { $0.chain == desired.chain.name }
-        let rulesMatch = kernelRules.map(\.comment) == desired.rules.map { Optional($0.id) }
+        let rulesMatch = kernelRules.count == desired.rules.count
+            && zip(kernelRules, desired.rules).allSatisfy { $0.matches($1) }
         let rebuildRules = !rulesMatch || recreateFlowtable || recreateSet || recreateChain
         if rebuildRules && !recreateChain {
             removals += kernelRules.map { .deleteRule(chain: $0.chain, handle: $0.handle) }

@@ -94,8 +94,11 @@ public enum L4Protocol: UInt8, Hashable, Sendable, Codable {
 }
 
 /// `iifname @set ct direction original meta l4proto P counter flow add @ft comment "id"`
-/// (or `oifname`). The id is stored as the rule's comment and is how the
-/// diff recognises rules; change the id whenever the rule's meaning changes.
+/// (or `oifname`). The id is stored as the rule's comment and names the
+/// rule; the diff keeps a kernel rule only when its comment AND its content
+/// (`expressions`) are flowctl's, so a rule replaced under flowctl's comment
+/// (`nft replace rule ... comment "flowctl/v2 iifname tcp"`) is put back.
+/// Change the id whenever the rule's meaning changes.
 public struct OffloadRule: Hashable, Sendable, Codable {
     public enum Direction: String, Hashable, Sendable, Codable {
         case input = "iifname"
@@ -118,6 +121,37 @@ public struct OffloadRule: Hashable, Sendable, Codable {
 
     /// v2: offloads on original-direction packets only (coherence).
     public var id: String { "flowctl/v2 \(direction.rawValue) \(l4proto.name)" }
+
+    /// The rule's content, one string per expression, as libnftnl prints it
+    /// (nftnl_expr_snprintf, default output) after the expression's name:
+    /// what `nft --debug=netlink` shows between brackets. The counter is
+    /// printed without its values, which the kernel changes. FlowctlLinux
+    /// reads the kernel's rules into the same text (KernelRule.expressions),
+    /// and its golden test holds this text to the rule it builds and sends.
+    public var expressions: [String] {
+        [
+            "meta load \(direction.rawValue) => reg 1",
+            "lookup reg 1 set \(interfaceSet)",
+            "ct load direction => reg 1",
+            "cmp eq reg 1 \(Self.registerWord(0))",  // IP_CT_DIR_ORIGINAL
+            "meta load l4proto => reg 1",
+            "cmp eq reg 1 \(Self.registerWord(l4proto.rawValue))",
+            "counter",
+            "flow_offload flowtable \(flowtable)",
+        ]
+    }
+
+    /// A one-byte cmp operand as libnftnl prints it: the 32-bit word that
+    /// holds the byte first in memory, as a host-order number.
+    static func registerWord(_ byte: UInt8) -> String {
+        #if _endian(big)
+        let word = UInt32(byte) << 24
+        #else
+        let word = UInt32(byte)
+        #endif
+        let digits = String(word, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
 }
 
 /// Everything flowctl wants in the kernel.
@@ -193,15 +227,25 @@ public struct KernelRule: Hashable, Sendable, Codable {
     public var handle: UInt64
     /// The rule's comment (user data), flowctl's rule id.
     public var comment: String?
+    /// The rule's content in the text of `OffloadRule.expressions`; nil when
+    /// it was not read (such a rule is never taken for flowctl's).
+    public var expressions: [String]?
     /// The rule's counter, when it has one.
     public var packets: UInt64?
     public var bytes: UInt64?
-    public init(chain: String, handle: UInt64, comment: String?, packets: UInt64? = nil, bytes: UInt64? = nil) {
+    public init(chain: String, handle: UInt64, comment: String?, expressions: [String]? = nil,
+                packets: UInt64? = nil, bytes: UInt64? = nil) {
         self.chain = chain
         self.handle = handle
         self.comment = comment
+        self.expressions = expressions
         self.packets = packets
         self.bytes = bytes
+    }
+
+    /// Whether this is `rule` as flowctl sent it: its comment and its content.
+    public func matches(_ rule: OffloadRule) -> Bool {
+        comment == rule.id && expressions == rule.expressions
     }
 }
 

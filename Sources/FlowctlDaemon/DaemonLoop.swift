@@ -234,7 +234,8 @@ public final class DaemonLoop: @unchecked Sendable {
         response.intent = intent
         response.outcome = outcome
         if let outcome, outcome.applied, let plan = Optional(outcome.plan) {
-            response.changes = ChangeLog.lines(for: outcome.batch, plan: plan, previous: nil)
+            response.changes = ChangeLog.lines(for: outcome.batch, plan: plan, previous: nil,
+                                               kernel: outcome.kernelBefore)
         }
         response.daemon = DaemonInfo(pid: getpid(), uptimeSeconds: Double((ContinuousClock.now - started).nanoseconds) / 1e9,
                                      statistics: engine.statistics, stateDir: configuration.stateDir,

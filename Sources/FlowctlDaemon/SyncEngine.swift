@@ -420,7 +420,8 @@ public final class SyncEngine {
         if outcome.applied {
             statistics.batches += 1
             metrics.batch()
-            for line in ChangeLog.lines(for: outcome.batch, plan: outcome.plan, previous: previous) {
+            for line in ChangeLog.lines(for: outcome.batch, plan: outcome.plan, previous: previous,
+                                            kernel: outcome.kernelBefore) {
                 logger.notice("\(line)")
             }
         }

@@ -330,6 +330,40 @@ enum NftBuild {
         return r
     }
 
+    /// A rule as the kernel (6.12) sends it in a dump: NEWRULE with a handle,
+    /// counter values and the lookup's flags (0); for tests of NftParse.rule
+    /// without a kernel.
+    static func dumpedRule(_ ref: TableRef, _ offload: OffloadRule, handle: UInt64, packets: UInt64 = 0,
+                           bytes: UInt64 = 0) -> NetlinkReply
+    {
+        let r = rule(ref, offload)
+        defer { nftnl_rule_free(r) }
+        nftnl_rule_set_u64(r, attr(NFTNL_RULE_HANDLE), handle)
+        if let iterator = nftnl_expr_iter_create(r) {
+            defer { nftnl_expr_iter_destroy(iterator) }
+            while let e = nftnl_expr_iter_next(iterator) {
+                switch cString(nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME))) {
+                case "counter":
+                    nftnl_expr_set_u64(e, attr(NFTNL_EXPR_CTR_PACKETS), packets)
+                    nftnl_expr_set_u64(e, attr(NFTNL_EXPR_CTR_BYTES), bytes)
+                case "lookup":
+                    nftnl_expr_set_u32(e, attr(NFTNL_EXPR_LOOKUP_FLAGS), 0)
+                default:
+                    break
+                }
+            }
+        }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return buffer.withUnsafeMutableBufferPointer { b -> NetlinkReply in
+            let nlh = nftnl_nlmsg_build_hdr(b.baseAddress, NftConst.msg(NFT_MSG_NEWRULE), NftConst.family(ref.family),
+                                            0, 1)!
+            nftnl_rule_nlmsg_build_payload(nlh, r)
+            let raw = UnsafeRawBufferPointer(start: b.baseAddress, count: Int(nlh.pointee.nlmsg_len))
+            return NetlinkReply(type: nlh.pointee.nlmsg_type, flags: nlh.pointee.nlmsg_flags, seq: 1,
+                                bytes: Array(raw))
+        }
+    }
+
     static func deleteRule(_ ref: TableRef, chain: String, handle: UInt64) -> OpaquePointer {
         let r = nftnl_rule_alloc()!
         nftnl_rule_set_str(r, attr(NFTNL_RULE_TABLE), ref.name)
@@ -604,6 +638,7 @@ enum NftParse {
             ? data({ nftnl_rule_get_data(r, attr(NFTNL_RULE_USERDATA), $0) }).flatMap(UserData.decodeComment)
             : nil
         var packets: UInt64?, bytes: UInt64?
+        var expressions: [String] = []
         if let iterator = nftnl_expr_iter_create(r) {
             defer { nftnl_expr_iter_destroy(iterator) }
             while let e = nftnl_expr_iter_next(iterator) {
@@ -611,12 +646,38 @@ enum NftParse {
                     packets = nftnl_expr_get_u64(e, attr(NFTNL_EXPR_CTR_PACKETS))
                     bytes = nftnl_expr_get_u64(e, attr(NFTNL_EXPR_CTR_BYTES))
                 }
+                expressions.append(expressionText(e))
             }
         }
         return (cString(nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) ?? "",
                 KernelRule(chain: cString(nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))) ?? "",
                            handle: nftnl_rule_get_u64(r, attr(NFTNL_RULE_HANDLE)),
-                           comment: comment, packets: packets, bytes: bytes))
+                           comment: comment, expressions: expressions, packets: packets, bytes: bytes))
+    }
+
+    /// One expression in the text of OffloadRule.expressions: its name and
+    /// libnftnl's printout of it (what nftnl_rule_snprintf puts between
+    /// brackets), the counter without its values.
+    static func expressionText(_ e: OpaquePointer) -> String {
+        let name = cString(nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME))) ?? "?"
+        if name == "counter" { return name }
+        var buffer = [CChar](repeating: 0, count: 512)
+        let length = Int(nftnl_expr_snprintf(&buffer, buffer.count, e, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0))
+        if length >= buffer.count {  // truncated: long data (a big cmp operand, say)
+            buffer = [CChar](repeating: 0, count: length + 1)
+            _ = nftnl_expr_snprintf(&buffer, buffer.count, e, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0)
+        }
+        var text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)[...]
+        while text.last == " " { text = text.dropLast() }  // libnftnl ends each field with a space
+        // The kernel reports a lookup's flags even when they are 0 (flowctl
+        // sends none) and libnftnl then prints them last ("... set s 0x0"):
+        // the default is left out, so both read the same.
+        if name == "lookup", nftnl_expr_is_set(e, attr(NFTNL_EXPR_LOOKUP_FLAGS)),
+           nftnl_expr_get_u32(e, attr(NFTNL_EXPR_LOOKUP_FLAGS)) == 0, text.hasSuffix(" 0x0")
+        {
+            text = text.dropLast(4)
+        }
+        return text.isEmpty ? name : name + " " + text
     }
 
     static func generation(_ reply: NetlinkReply) -> UInt32? {

@@ -76,6 +76,19 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
         }
     }
 
+    /// What `nft replace rule TABLE CHAIN handle H ... comment "ID"` does to
+    /// the rule with comment `comment`: other expressions, same handle and
+    /// comment, a new generation. False when no rule has that comment.
+    @discardableResult
+    public func replaceRule(comment: String, expressions: [String], in ref: TableRef = FlowctlNames.table) -> Bool {
+        lock.withLock {
+            guard let index = tables[ref]?.rules.firstIndex(where: { $0.comment == comment }) else { return false }
+            tables[ref]!.rules[index].expressions = expressions
+            generationID += 1
+            return true
+        }
+    }
+
     public func removeTable(_ ref: TableRef) {
         lock.withLock {
             tables[ref] = nil
@@ -221,7 +234,7 @@ public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
                       table.flowtables.contains(where: { $0.name == rule.flowtable })
                 else { throw FakeErrno.noent }
                 table.rules.append(KernelRule(chain: rule.chain, handle: handle, comment: rule.id,
-                                              packets: 0, bytes: 0))
+                                              expressions: rule.expressions, packets: 0, bytes: 0))
                 handle += 1
             }
         case .deleteRule(let chain, let ruleHandle):

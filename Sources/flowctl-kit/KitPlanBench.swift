@@ -24,7 +24,7 @@ enum KitPlanBench {
                                                   elements: base.interfaceSet.elements)],
                                  chains: [KernelChain(name: "forward", type: "filter", hook: .forward,
                                                       priority: FlowctlNames.forwardPriority)],
-                                 rules: base.rules.enumerated().map { KernelRule(chain: "forward", handle: UInt64($0.offset), comment: $0.element.id) })
+                                 rules: base.rules.enumerated().map { KernelRule(chain: "forward", handle: UInt64($0.offset), comment: $0.element.id, expressions: $0.element.expressions) })
         var apply = Duration.zero, plan = Duration.zero, diff = Duration.zero
         let clock = ContinuousClock()
         for round in 0..<rounds {

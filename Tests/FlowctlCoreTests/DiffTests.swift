@@ -5,13 +5,17 @@ import XCTest
 final class DiffTests: XCTestCase {
     let differ = Differ()
 
-    func desired(devices: [String], interfaces: [String] = ["br0"], hardware: Bool = false) -> DesiredRuleset {
+    func plan(devices: [String], interfaces: [String] = ["br0"], hardware: Bool = false) -> Plan {
         var t = TopologyBuilder()
         t.add("br0", .bridge)
         for device in devices { t.add(device, .tun, master: "br0", hw: hardware) }
         for upper in interfaces where upper != "br0" { t.add(upper, .vlan, lower: "br0", vlan: 10) }
         let intent = Intent(bridges: ["br0": BridgeIntent(hwOffload: hardware ? .on : .auto)])
-        return try! Planner().plan(intent: intent, topology: t.topology).desired!
+        return try! Planner().plan(intent: intent, topology: t.topology)
+    }
+
+    func desired(devices: [String], interfaces: [String] = ["br0"], hardware: Bool = false) -> DesiredRuleset {
+        plan(devices: devices, interfaces: interfaces, hardware: hardware).desired!
     }
 
     /// Applies through the fake kernel and returns what it holds.
@@ -86,6 +90,62 @@ final class DiffTests: XCTestCase {
         XCTAssertEqual(batch.changes.filter { if case .addRule = $0 { true } else { false } }.count, 4)
         XCTAssertFalse(batch.changes.contains { if case .addFlowtable = $0 { true } else { false } },
                        "rebuilding rules must not touch the flowtable")
+    }
+
+    /// `nft replace rule inet flowctl forward handle H iifname @offload_ifaces
+    /// drop comment "flowctl/v2 iifname tcp"`: flowctl's comment, other content.
+    func testRuleReplacedUnderItsOwnCommentIsRebuilt() throws {
+        let fake = FakeRulesetBackend()
+        let ruleset = desired(devices: ["vnet1"])
+        _ = try converge(fake, to: ruleset)
+        let before = try XCTUnwrap(try fake.table(FlowctlNames.table))
+        let tampered = try XCTUnwrap(before.rules.first)
+        XCTAssertEqual(tampered.comment, "flowctl/v2 iifname tcp")
+        XCTAssertTrue(fake.replaceRule(comment: "flowctl/v2 iifname tcp",
+                                       expressions: ["meta load iifname => reg 1", "lookup reg 1 set offload_ifaces",
+                                                     "immediate reg 0 drop"]))
+        let kernel = try XCTUnwrap(try fake.table(FlowctlNames.table))
+        let batch = try converge(fake, to: ruleset)
+        XCTAssertEqual(batch.changes, before.rules.map { .deleteRule(chain: $0.chain, handle: $0.handle) }
+                       + ruleset.rules.map(NftChange.addRule),
+                       "the rules are rebuilt in order; nothing else is touched")
+        XCTAssertEqual(try fake.table(FlowctlNames.table)?.rules.map(\.expressions), ruleset.rules.map(\.expressions))
+
+        let plan = plan(devices: ["vnet1"])
+        XCTAssertEqual(ChangeLog.repairs(in: batch, desired: ruleset, kernel: kernel), [
+            "rule \"flowctl/v2 iifname tcp\" (handle \(tampered.handle)) repaired: its content was not flowctl's; the kernel had [ meta load iifname => reg 1 ] [ lookup reg 1 set offload_ifaces ] [ immediate reg 0 drop ]",
+        ])
+        let lines = ChangeLog.lines(for: batch, plan: plan, previous: plan, kernel: kernel)
+        XCTAssertEqual(lines.first, ChangeLog.repairs(in: batch, desired: ruleset, kernel: kernel).first)
+        XCTAssertEqual(lines[1], "rule \(before.rules[1].handle) of chain forward deleted")
+        XCTAssertEqual(ChangeLog.repairs(in: batch, desired: ruleset, kernel: before), [],
+                       "rules deleted with intact content are no repair")
+    }
+
+    func testRuleWithUnreadContentIsNotTakenForFlowctls() throws {
+        let fake = FakeRulesetBackend()
+        let ruleset = desired(devices: ["vnet1"])
+        _ = try converge(fake, to: ruleset)
+        var table = try XCTUnwrap(try fake.table(FlowctlNames.table))
+        XCTAssertTrue(try differ.diff(kernel: table, desired: ruleset).isEmpty, "flowctl's own rules are kept")
+        table.rules[3].expressions = nil
+        XCTAssertEqual(try differ.diff(kernel: table, desired: ruleset).changes.count, 8)
+        table.rules[3].expressions = ruleset.rules[2].expressions  // another of flowctl's rules
+        XCTAssertEqual(try differ.diff(kernel: table, desired: ruleset).changes.count, 8)
+    }
+
+    func testOffloadRuleExpressionsSpellDirectionProtocolSetAndFlowtable() {
+        let rule = OffloadRule(chain: "forward", direction: .output, l4proto: .udp, interfaceSet: "s", flowtable: "f")
+        XCTAssertEqual(rule.expressions, [
+            "meta load oifname => reg 1",
+            "lookup reg 1 set s",
+            "ct load direction => reg 1",
+            "cmp eq reg 1 0x00000000",
+            "meta load l4proto => reg 1",
+            "cmp eq reg 1 0x00000011",
+            "counter",
+            "flow_offload flowtable f",
+        ])
     }
 
     func testChainWithWrongPriorityIsRecreated() throws {

@@ -122,6 +122,40 @@ final class SyncEngineTests: XCTestCase {
         XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
     }
 
+    /// `nft replace rule ... drop comment "flowctl/v2 iifname tcp"` by another
+    /// process: its commit makes the engine read the table again (not trust
+    /// its cached view) and put flowctl's rule back, without the automatic
+    /// re-evaluation (which recreates the flowtable and its rules anyway).
+    func testRuleReplacedUnderItsCommentByAnotherProcessIsRepaired() throws {
+        let store = IntentStore(directory: directory)
+        try store.save(Intent(bridges: ["br0": BridgeIntent()]))
+        let backend = FakeRulesetBackend()
+        let engine = try SyncEngine(topologySource: FakeTopologySource(topology(ports: 2)), backend: backend,
+                                    store: store, logger: Logger(label: "test"), ownPID: 4242,
+                                    coherence: .init(automatic: false))
+        let first = try XCTUnwrap(engine.step())
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 2, pid: 4242, tables: [FlowctlNames.table]))])
+        XCTAssertFalse(engine.hasWork())
+        let wanted = try XCTUnwrap(first.plan.desired?.rules)
+
+        let handle = try XCTUnwrap(backend.table(FlowctlNames.table)?.rules.first { $0.comment == "flowctl/v2 iifname tcp" }?.handle)
+        XCTAssertTrue(backend.replaceRule(comment: "flowctl/v2 iifname tcp", expressions: ["immediate reg 0 drop"]))
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 3, pid: 777, tables: [FlowctlNames.table]))])
+        let outcome = try XCTUnwrap(engine.step())
+        XCTAssertTrue(outcome.applied)
+        XCTAssertEqual(outcome.batch.changes.filter { if case .addRule = $0 { true } else { false } }.count, 4)
+        XCTAssertEqual(try backend.table(FlowctlNames.table)?.rules.map(\.expressions), wanted.map(\.expressions))
+        XCTAssertEqual(ChangeLog.repairs(in: outcome.batch, desired: outcome.plan.desired, kernel: outcome.kernelBefore),
+                       ["rule \"flowctl/v2 iifname tcp\" (handle \(handle)) repaired: its content was not flowctl's; the kernel had [ immediate reg 0 drop ]"])
+        XCTAssertEqual(engine.statistics.reevaluations, 0)
+
+        // Its own commit: nothing more to do; the next foreign commit finds the table intact.
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 4, pid: 4242, tables: [FlowctlNames.table]))])
+        XCTAssertFalse(engine.hasWork())
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: 5, pid: 777, tables: [FlowctlNames.table]))])
+        XCTAssertEqual(engine.step()?.batch.isEmpty, true)
+    }
+
     func testFailedPassBacksOffAndResyncs() throws {
         let (engine, _, backend) = try makeEngine()
         backend.supportsFlowtables = false

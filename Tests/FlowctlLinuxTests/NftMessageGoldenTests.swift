@@ -36,6 +36,30 @@ final class NftMessageGoldenTests: XCTestCase {
         XCTAssertTrue(text.contains("[ flow_offload flowtable f ]"), text)
     }
 
+    /// FlowctlCore's canonical rule content (`OffloadRule.expressions`, what the
+    /// diff compares kernel rules with) is exactly what the rule flowctl sends
+    /// reads back as, through the parser of kernel dumps, for every direction
+    /// and protocol; counter values do not change it.
+    func testBuiltRuleReadsBackAsOffloadRuleExpressions() throws {
+        for direction in [OffloadRule.Direction.input, .output] {
+            for l4proto in [L4Protocol.tcp, .udp] {
+                let rule = OffloadRule(chain: "forward", direction: direction, l4proto: l4proto,
+                                       interfaceSet: "offload_ifaces", flowtable: "fastpath")
+                let parsed = try XCTUnwrap(NftParse.rule(NftBuild.dumpedRule(table, rule, handle: 7, packets: 12,
+                                                                             bytes: 3400)))
+                XCTAssertEqual(parsed.table, "flowctl")
+                XCTAssertEqual(parsed.rule, KernelRule(chain: "forward", handle: 7, comment: rule.id,
+                                                       expressions: rule.expressions, packets: 12, bytes: 3400))
+                XCTAssertTrue(parsed.rule.matches(rule))
+                // The same text as libnftnl's printout of the whole rule, less brackets and counter values.
+                let printed = try XCTUnwrap(NftablesBackend.debugText(for: .addRule(rule), in: table).first)
+                    .split(separator: "\n").filter { $0.hasPrefix("  [ ") }
+                    .map { String($0.dropFirst(4).dropLast(2)) }
+                XCTAssertEqual(printed.map { $0.hasPrefix("counter ") ? "counter" : $0 }, rule.expressions)
+            }
+        }
+    }
+
     func testFlowtableCarriesDevicesCounterFlagAndIngressHook() throws {
         let spec = FlowtableSpec(name: "fastpath", priority: 0, devices: ["vnet1", "up0"], counter: true)
         let text = try XCTUnwrap(NftablesBackend.debugText(for: .addFlowtable(spec), in: table).first)

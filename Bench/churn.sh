@@ -1,6 +1,6 @@
 #!/bin/sh
 # Churn benchmark, run INSIDE the lab kernel:
-#   scripts/lab --timeout 1800 -- Bench/churn.sh [PORTS] [EVENTS] [RATE] [SEED]
+#   scripts/lab --timeout 1800 -- Bench/churn.sh [PORTS] [EVENTS] [RATE] [SEED] [DAEMON ARG...]
 # A bridge with PORTS ports (default 1000) under `flowctl daemon`; EVENTS
 # (default 2000) seeded random link events (adds, deletes, moves, ports that
 # live for an instant, VLAN ports, uplink flaps) at RATE events per second
@@ -15,9 +15,13 @@ bin=${FLOWCTL_BIN_DIR:-$here/.build/release}
 ports=${1:-1000}
 events=${2:-2000}
 rate=${3:-100}
+seed=${4:-}
+[ $# -gt 4 ] && shift 4 || set --
+extra=""
+for arg in "$@"; do extra="$extra --daemon-arg=$arg"; done
 work=$(mktemp -d /tmp/flowctl-churn-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-echo "# $bin/flowctl, $ports ports, $events events at ${rate}/s"
+echo "# $bin/flowctl, $ports ports, $events events at ${rate}/s${extra:+, daemon$extra}"
 python3 "$here/Tests/lab/churn.py" --flowctl "$bin/flowctl" --kit "$bin/flowctl-kit" --work "$work" \
-    --events "$events" --ports "$ports" --checkpoints 4 --rate "$rate" --converge-timeout 60 ${4:+--seed "$4"} \
+    --events "$events" --ports "$ports" --checkpoints 4 --rate "$rate" --converge-timeout 60 ${seed:+--seed "$seed"} $extra \
     | grep -v '^checkpoint'

@@ -76,8 +76,7 @@ public final class ConnectionServer: Sendable {
     /// Answers ready to go out, by connection, and whether to stop.
     private let outbox = Mutex<(answers: [UInt64: Data], stopping: Bool)>(([:], false))
     /// Wakes the server's poll() (an answer is ready, or stop).
-    private let wakeReader: Int32
-    private let wakeWriter: Int32
+    private let wakePipe = WakePipe()
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
 
@@ -88,20 +87,10 @@ public final class ConnectionServer: Sendable {
         self.limits = limits
         self.handlers = handlers
         self.logger = logger
-        var ends: [Int32] = [-1, -1]
-        _ = pipe(&ends)
-        for fd in ends {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-        }
-        wakeReader = ends[0]
-        wakeWriter = ends[1]
     }
 
     deinit {
         for fd in listeners { close(fd) }
-        close(wakeReader)
-        close(wakeWriter)
     }
 
     public func start() {
@@ -126,10 +115,7 @@ public final class ConnectionServer: Sendable {
         wake()
     }
 
-    private func wake() {
-        var one: UInt8 = 1
-        _ = write(wakeWriter, &one, 1)
-    }
+    private func wake() { wakePipe.wake() }
 
     // MARK: The server's thread: everything below touches only its own state.
 
@@ -186,7 +172,7 @@ public final class ConnectionServer: Sendable {
                 }
             }
             // Wait.
-            var descriptors = [pollfd(fd: wakeReader, events: Int16(POLLIN), revents: 0)]
+            var descriptors = [pollfd(fd: wakePipe.descriptor, events: Int16(POLLIN), revents: 0)]
             descriptors += listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             // A request being handled is not polled: its client may hang up
             // meanwhile (POLLHUP cannot be masked), and is read no further.
@@ -201,7 +187,7 @@ public final class ConnectionServer: Sendable {
                 logger.critical("\(name): poll failed: \(String(cString: strerror(errno)))")
                 return
             }
-            if descriptors[0].revents != 0 { drainWake() }
+            if descriptors[0].revents != 0 { wakePipe.drain() }
             for descriptor in descriptors.dropFirst(1 + listeners.count) where descriptor.revents != 0 {
                 guard let connection = connections[descriptor.fd] else { continue }
                 let open = connection.answer != nil ? writeSome(connection) : readSome(connection)
@@ -297,11 +283,6 @@ public final class ConnectionServer: Sendable {
 
     private func sendBestEffort(_ fd: Int32, _ data: Data) {
         _ = data.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-    }
-
-    private func drainWake() {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while buffer.withUnsafeMutableBytes({ read(wakeReader, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     private func peerCredentials(_ fd: Int32) -> Peer? {

@@ -77,9 +77,7 @@ public final class ControlServer: Sendable {
     /// Makes the socket reachable at its path and starts serving: each
     /// authorised, well-formed request goes to `dispatch` with the way to
     /// answer it.
-    public func start(dispatch: @escaping @Sendable (ControlRequest, @escaping @Sendable (ControlResponse) -> Void) -> Void)
-        throws -> ConnectionServer
-    {
+    public func start(dispatch: @escaping @Sendable (ControlRequest, ControlReply) -> Void) throws -> ConnectionServer {
         let allowedGroup = self.allowedGroup
         let logger = self.logger
         let handlers = ConnectionServer.Handlers(
@@ -91,6 +89,7 @@ public final class ControlServer: Sendable {
             },
             handle: { data, peer, reply in
                 let send: @Sendable (ControlResponse) -> Void = { reply.send(ControlServer.encode($0)) }
+                let answer = ControlReply(connection: reply)
                 guard let peer, ControlServer.authorized(peer, allowedGroup: allowedGroup) else {
                     logger.warning("control request refused", metadata: ["peer": "\(peer.map { "\($0)" } ?? "unknown")"])
                     return send(ControlResponse(ok: false, error: "permission denied: root or the daemon's control group only"))
@@ -102,7 +101,7 @@ public final class ControlServer: Sendable {
                     return send(ControlResponse(ok: false, error: "unsupported control protocol version \(request.version) (daemon speaks \(ControlProtocol.version))"))
                 }
                 logger.debug("control request", metadata: ["peer": "\(peer)", "command": "\(request.command.rawValue)"])
-                dispatch(request, send)
+                dispatch(request, answer)
             },
             refusal: { why in ControlServer.encode(ControlResponse(ok: false, error: "the daemon closed the connection: \(why)")) })
         var limits = ConnectionServer.Limits()
@@ -120,7 +119,7 @@ public final class ControlServer: Sendable {
         unlink(path)
     }
 
-    static func encode(_ response: ControlResponse) -> Data {
+    public static func encode(_ response: ControlResponse) -> Data {
         var payload = (try? JSONEncoder().encode(response)) ?? Data(#"{"version":1,"ok":false,"error":"unencodable response"}"#.utf8)
         payload.append(UInt8(ascii: "\n"))
         return payload
@@ -132,4 +131,13 @@ public final class ControlServer: Sendable {
         guard let allowedGroup else { return false }
         return peer.gid == allowedGroup || peer.groups.contains(allowedGroup)
     }
+}
+
+/// How the event loop answers a control request, once, from its thread:
+/// a response, or one already encoded (many `status` requests of one
+/// wake-up share one encoding).
+public struct ControlReply: Sendable {
+    let connection: ConnectionServer.Reply
+    public func send(_ response: ControlResponse) { connection.send(ControlServer.encode(response)) }
+    public func send(encoded: Data) { connection.send(encoded) }
 }

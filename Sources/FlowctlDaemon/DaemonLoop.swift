@@ -8,7 +8,7 @@ import Synchronization
 
 /// The daemon's single event loop, on its own thread: poll() over the
 /// rtnetlink and nftables notification sockets, the control socket and a
-/// wake-up eventfd. Each wake-up drains every pending event first, then
+/// wake-up pipe. Each wake-up drains every pending event first, then
 /// reconciles once, so a burst costs one batch and adds no timer delay.
 /// Nothing else touches the engine, so it needs no locks. Control requests
 /// arrive whole from the control server's thread through `inbox`.
@@ -23,10 +23,9 @@ public final class DaemonLoop: @unchecked Sendable {
     let backend: any RulesetBackend
     let configuration: DaemonConfiguration
     let logger: Logger
-    /// A self-pipe: `stop()` and `submit` write, the loop wakes.
-    let wake: Int32
-    let wakeWriter: Int32
-    typealias PendingRequest = (request: ControlRequest, reply: @Sendable (ControlResponse) -> Void)
+    /// `stop()` and `submit` wake the loop.
+    let wakePipe = WakePipe()
+    typealias PendingRequest = (request: ControlRequest, reply: ControlReply)
     private let inbox = Mutex<(requests: [PendingRequest], stopping: Bool)>(([], false))
     let started = ContinuousClock.now
 
@@ -51,43 +50,20 @@ public final class DaemonLoop: @unchecked Sendable {
         self.backend = backend
         self.configuration = configuration
         self.logger = logger
-        var ends: [Int32] = [-1, -1]
-        _ = pipe(&ends)
-        for fd in ends {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-        }
-        wake = ends[0]
-        wakeWriter = ends[1]
         nextResync = .now + .seconds(configuration.resyncInterval)
-    }
-
-    deinit {
-        close(wake)
-        close(wakeWriter)
     }
 
     /// Asks the loop to return (from any thread).
     public func stop() {
         inbox.withLock { $0.stopping = true }
-        wakeUp()
+        wakePipe.wake()
     }
 
     /// A control request from the control server's thread; `reply` is
     /// called on the loop's thread once it has run.
-    func submit(_ request: ControlRequest, reply: @escaping @Sendable (ControlResponse) -> Void) {
+    func submit(_ request: ControlRequest, reply: ControlReply) {
         inbox.withLock { $0.requests.append((request, reply)) }
-        wakeUp()
-    }
-
-    private func wakeUp() {
-        var one: UInt8 = 1
-        _ = write(wakeWriter, &one, 1)
-    }
-
-    private func drainWake() {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while buffer.withUnsafeMutableBytes({ read(wake, $0.baseAddress, $0.count) }) > 0 {}
+        wakePipe.wake()
     }
 
     /// Runs until `stop()`.
@@ -112,7 +88,7 @@ public final class DaemonLoop: @unchecked Sendable {
         logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
                                                  "control_socket": "\(control?.path ?? "none")"])
         var descriptors = [
-            pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakePipe.descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: topologyEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: rulesetEvents.pollDescriptor, events: Int16(POLLIN), revents: 0),
         ]
@@ -130,7 +106,7 @@ public final class DaemonLoop: @unchecked Sendable {
             }
             var requests: [PendingRequest] = []
             if descriptors[0].revents != 0 {
-                drainWake()
+                wakePipe.drain()
                 let stopping: Bool
                 (requests, stopping) = inbox.withLock { state in
                     let taken = state.requests
@@ -147,7 +123,16 @@ public final class DaemonLoop: @unchecked Sendable {
             drainEvents(arrival: arrival)
             if !requests.isEmpty {
                 engine.step()
-                for pending in requests { pending.reply(handle(pending.request)) }
+                // Status requests of one wake-up share one answer (one read of
+                // the table and conntrack, one encoding): 200 clients at once
+                // cost the loop one.
+                for pending in requests {
+                    if pending.request.command == .status {
+                        pending.reply.send(encoded: statusAnswer(pending.request))
+                    } else {
+                        pending.reply.send(handle(pending.request))
+                    }
+                }
             }
             let after = ContinuousClock.now
             if after >= nextResync {
@@ -213,7 +198,18 @@ public final class DaemonLoop: @unchecked Sendable {
                 let result = try engine.change(required: []) { intent in intent.bridges[bridge] = nil }
                 return response(intent: result.intent, outcome: result.outcome, withStatus: false)
             case .status:
-                return response(intent: engine.intent, outcome: engine.lastOutcome, withStatus: true)
+                // What the engine did last is not what this request did: the
+                // answer carries the plan and warnings, not the last batch
+                // and the table before it (a pass at 1,000 ports would make
+                // every answer ten times larger).
+                var outcome = engine.lastOutcome
+                if let last = outcome {
+                    outcome?.batch = NftBatch(table: last.batch.table, changes: [])
+                    outcome?.applied = false
+                    outcome?.kernelBefore = nil
+                    outcome?.predictedTable = nil
+                }
+                return response(intent: engine.intent, outcome: outcome, withStatus: true)
             case .reevaluate:
                 let record = try engine.reevaluateNow(bridges: request.bridges ?? [], ports: request.ports ?? [])
                 var answer = response(intent: engine.intent, outcome: nil, withStatus: false)
@@ -227,6 +223,24 @@ public final class DaemonLoop: @unchecked Sendable {
         } catch {
             return ControlResponse(ok: false, error: "\(error)")
         }
+    }
+
+    /// The last `status` answer, encoded, and what it was made from. At
+    /// 1,000 ports one takes tens of milliseconds to read and encode; a crowd
+    /// of clients within `statusReuse` of it, with no event in between,
+    /// gets the same bytes.
+    private var statusCache: (answer: Data, made: ContinuousClock.Instant, events: Int, batches: Int)?
+    static let statusReuse = Duration.milliseconds(100)
+
+    func statusAnswer(_ request: ControlRequest) -> Data {
+        let now = ContinuousClock.now
+        if let cache = statusCache, now - cache.made < Self.statusReuse,
+           cache.events == engine.statistics.events, cache.batches == engine.statistics.batches {
+            return cache.answer
+        }
+        let answer = ControlServer.encode(handle(request))
+        statusCache = (answer, now, engine.statistics.events, engine.statistics.batches)
+        return answer
     }
 
     func response(intent: Intent, outcome: ReconcileOutcome?, withStatus: Bool) -> ControlResponse {

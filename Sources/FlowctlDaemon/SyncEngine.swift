@@ -54,6 +54,11 @@ public final class SyncEngine {
     private var resyncReason: String? = "start"
     /// The routes must be read again before the next pass (links need not).
     private var routesStale = false
+    /// The newest ruleset generation a notification told of, and the
+    /// generations our own recent commits made: lost nftables notifications
+    /// that cover only our own commits hide nothing (see `rulesetLost`).
+    private var seenGeneration: UInt32?
+    private var ownGenerations: [UInt32] = []
     /// When the oldest unhandled event arrived (for the latency histogram).
     private var pendingSince: ContinuousClock.Instant?
     /// After a failure, no new attempt before this instant.
@@ -155,6 +160,10 @@ public final class SyncEngine {
             case .lost(let reason):
                 metrics.events(kind: "lost")
                 requestResync("rtnetlink events lost: \(reason)")
+                // A port move or a VLAN change may be among them.
+                if scheduler.settings.automatic, !intent.isEmpty {
+                    scheduler.note([.eventsLost(source: "rtnetlink")], at: instant)
+                }
                 changesPlan = true
             case .bridgePort, .bridgeVLANChanged:
                 metrics.events(kind: "bridge")
@@ -169,6 +178,7 @@ public final class SyncEngine {
         for event in events {
             switch event {
             case .commit(let commit):
+                seenGeneration = commit.generation
                 if commit.pid == ownPID {
                     if awaitingOwnCommit, known != nil {
                         known?.generation = commit.generation
@@ -201,9 +211,7 @@ public final class SyncEngine {
                 markPending(at: instant)
             case .lost(let reason):
                 metrics.events(kind: "lost")
-                known = nil
-                requestResync("nftables notifications lost: \(reason)")
-                markPending(at: instant)
+                rulesetLost(reason, at: instant)
             }
         }
     }
@@ -233,6 +241,41 @@ public final class SyncEngine {
         guard case .linkRemoved(_, let name) = event,
               known?.table?.flowtables.contains(where: { $0.devices.contains(name) }) == true else { return }
         known = nil
+    }
+
+    /// nftables notifications were lost. The links and routes are not
+    /// concerned (no full resync): the table is read again. Whether a
+    /// foreign commit may be among the lost ones is told by the generation:
+    /// the kernel cannot send the notification of a flowtable with a few
+    /// hundred devices (it does not fit one message; every listener gets
+    /// ENOBUFS instead, checked in the lab), so each of our re-evaluations at
+    /// 1,000 ports loses its own notification. When every generation since
+    /// the last one notified is one of our commits, nothing foreign was
+    /// missed; otherwise offloaded flows are re-evaluated (Coherence).
+    private func rulesetLost(_ reason: String, at instant: ContinuousClock.Instant) {
+        known = nil
+        awaitingOwnCommit = false
+        markPending(at: instant)
+        var onlyOwn = false
+        if let seen = seenGeneration, let current = try? backend.generation() {
+            var generation = seen
+            onlyOwn = true
+            var steps = 0
+            while generation != current && onlyOwn {
+                generation = generation &+ 1
+                steps += 1
+                onlyOwn = ownGenerations.contains(generation) && steps <= ownGenerations.count
+            }
+            if onlyOwn { seenGeneration = current }
+        }
+        if onlyOwn {
+            logger.debug("nftables notifications lost (\(reason)); only flowctl's own commits were among them")
+            return
+        }
+        logger.warning("nftables notifications lost (\(reason)); reading flowctl's table again\(scheduler.settings.automatic && !intent.isEmpty ? " and re-evaluating offloaded flows" : "")")
+        if scheduler.settings.automatic, !intent.isEmpty {
+            scheduler.note([.eventsLost(source: "nftables")], at: instant)
+        }
     }
 
     public func requestResync(_ reason: String) {
@@ -347,9 +390,10 @@ public final class SyncEngine {
             statistics.errors += 1
             statistics.lastError = "\(error)"
             metrics.error()
-            // Not lost: tried again after the scheduler's interval, from full dumps.
+            // Not lost: tried again after the scheduler's interval; from full
+            // dumps unless a device vanished mid-batch (the view is pruned).
             scheduler.note(causes, at: since)
-            requestResync("re-evaluation failed")
+            if !Self.isDeviceNotFound(error) { requestResync("re-evaluation failed") }
             logger.error("re-evaluation failed; retrying", metadata: ["error": "\(error)"])
             return nil
         }
@@ -376,8 +420,11 @@ public final class SyncEngine {
         var reconciler = Reconciler(topology: view, backend: backend)
         // Each retry starts from a pruned view and a fresh table: under heavy
         // churn (hundreds of deletions a second) a few more attempts finish
-        // the pass instead of failing it.
-        reconciler.maxAttempts = 6
+        // the pass instead of failing it. A re-evaluation (the whole
+        // flowtable in one batch, the longest window for a device to vanish
+        // in) gets two and is retried by its scheduler, so it never holds up
+        // the small passes of other events for long.
+        reconciler.maxAttempts = reevaluate ? 2 : 6
         let cached = awaitingOwnCommit ? nil : known
         known = nil
         defer {
@@ -392,6 +439,11 @@ public final class SyncEngine {
             let outcome = try reconciler.reconcile(intent: intent, required: required, known: cached,
                                                    reevaluate: reevaluate, hardwareRefusal: hardwareRefusal)
             record(outcome, previous: previous)
+            if outcome.applied {
+                // The batch was sent against `generation` and checked: it made the next.
+                ownGenerations.append(outcome.generation &+ 1)
+                if ownGenerations.count > 64 { ownGenerations.removeFirst(ownGenerations.count - 64) }
+            }
             // What the kernel has now, for the next pass; the generation of
             // our own commit arrives with its notification.
             known = KernelSnapshot(generation: outcome.generation, table: outcome.predictedTable,
@@ -405,6 +457,10 @@ public final class SyncEngine {
                 desired: try? Planner().plan(intent: intent, topology: topology, hardwareRefusal: hardwareRefusal).desired)
             {
                 logger.debug("batch that failed", metadata: ["commands": "\(NftText.commands(batch).map { BatchError.abbreviated($0, limit: 400) })"])
+                if case ReconcileError.unstable(_, let last) = error, case .addFlowtableDevices(_, let devices)? = last.change {
+                    let now = "\(devices.count) devices, gone now: \(devices.filter { topologySource.interfaceIndex(of: $0) == nil })"
+                    logger.debug("refused devices on the host now", metadata: ["devices": "\(now)"])
+                }
             }
             throw error
         }

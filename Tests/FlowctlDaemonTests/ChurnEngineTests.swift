@@ -85,3 +85,54 @@ extension SyncEngineTests {
         XCTAssertEqual(engine.statistics.resyncs, 1)
     }
 }
+
+/// Lost nftables notifications: the kernel cannot send the notification of
+/// a flowtable with a few hundred devices (every listener gets ENOBUFS), so
+/// the engine tells by the generation whether anything but its own commits
+/// may have been missed.
+extension SyncEngineTests {
+    func testLostNotificationsOfOnlyOwnCommitsNeedNothingMore() throws {
+        let (engine, source, backend) = try makeEngine()
+        kernelLike(backend, source)
+        engine.step()   // generation 1 -> 2, ours
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: try backend.generation(), pid: 4242, tables: []))])
+        var host = source.topology
+        host.upsert(Link(index: 40, name: "vnet7", kind: .tun, masterIndex: 3))
+        source.topology = host
+        backend.deviceAdded("vnet7")
+        engine.receive([.link(host.link(named: "vnet7")!)])
+        engine.step()   // 2 -> 3, ours; its notification is lost:
+        engine.receive([RulesetEvent.lost(reason: "ENOBUFS")])
+        XCTAssertNil(engine.scheduler.due(), "only our own commit was lost: nothing to re-evaluate")
+        engine.step()
+        XCTAssertEqual(engine.statistics.resyncs, 1, "nftables losses need no dump of links and routes")
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1", "vnet7"])
+    }
+
+    func testLostNotificationsThatMayHideAForeignCommitAreReevaluated() throws {
+        let (engine, source, backend) = try makeEngine()
+        kernelLike(backend, source)
+        engine.step()
+        engine.receive([RulesetEvent.commit(RulesetCommit(generation: try backend.generation(), pid: 4242, tables: []))])
+        // Another program commits; its notification is lost with ours.
+        backend.install(KernelTable(ref: TableRef(family: .inet, name: "guard"), comment: nil))
+        let start = ContinuousClock.now
+        engine.receive([RulesetEvent.lost(reason: "ENOBUFS")], at: start)
+        XCTAssertNotNil(engine.scheduler.due())
+        engine.step(now: start + .milliseconds(25))
+        XCTAssertEqual(engine.statistics.reevaluations, 1)
+        XCTAssertEqual(engine.statistics.lastReevaluation?.causes, ["nftables notifications lost"])
+        XCTAssertEqual(engine.statistics.resyncs, 1)
+    }
+
+    func testLostRtnetlinkEventsAreResyncedAndReevaluated() throws {
+        let (engine, _, _) = try makeEngine()
+        engine.step()
+        let start = ContinuousClock.now
+        engine.receive([TopologyEvent.lost(reason: "ENOBUFS")], at: start)
+        engine.step(now: start)
+        XCTAssertEqual(engine.statistics.resyncs, 2)
+        engine.step(now: start + .milliseconds(25))
+        XCTAssertEqual(engine.statistics.lastReevaluation?.causes, ["rtnetlink notifications lost"])
+    }
+}

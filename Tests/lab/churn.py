@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--kills", type=int, default=0)
     ap.add_argument("--converge-timeout", type=float, default=20)
     ap.add_argument("--rate", type=float, default=0, help="events per second (0: as fast as ip takes them)")
+    ap.add_argument("--daemon-arg", action="append", default=[], help="passed to `flowctl daemon` (repeatable)")
     ap.add_argument("--max-resync-percent", type=float, default=None,
                     help="fail when full resyncs beyond daemon starts exceed this share of events")
     args = ap.parse_args()
@@ -83,7 +84,8 @@ class Soak:
     def start_daemon(self):
         self.daemon = subprocess.Popen(
             [self.args.flowctl, "daemon", "--state-dir", self.state, "--control-socket", self.sock,
-             "--metrics-address", "", "--log-level", "notice"], stdout=self.log, stderr=self.log, env=self.env)
+             "--metrics-address", "", "--log-level", os.environ.get("CHURN_LOG_LEVEL", "notice")]
+            + self.args.daemon_arg, stdout=self.log, stderr=self.log, env=self.env)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
             if self.daemon.poll() is not None or time.monotonic() > deadline:
@@ -118,8 +120,14 @@ class Soak:
             self.ip = None
 
     # --- events
+    # A bridge takes at most 1024 ports (BR_MAX_PORTS; more is EXFULL).
+    MAX_PORTS = 1000
+
     def event(self):
         r = self.rng.random()
+        full = len(self.on_br0) + len(self.vlan_ports) >= self.MAX_PORTS
+        if full and (r < 0.25 or 0.72 <= r < 0.90):
+            r = 0.3   # a deletion instead of a port more
         if r < 0.25 or not self.on_br0:
             name = self.new_name("p")
             self.stream(f"link add {name} master br0 up type dummy")
@@ -129,7 +137,7 @@ class Soak:
             self.stream(f"link del {name}")
             self.on_br0.discard(name)
         elif r < 0.60:
-            if self.on_br1 and self.rng.random() < 0.5:
+            if self.on_br1 and self.rng.random() < 0.5 and not full:
                 name = self.rng.choice(sorted(self.on_br1))
                 self.stream(f"link set {name} master br0")
                 self.on_br1.discard(name); self.on_br0.add(name)

@@ -4,6 +4,7 @@
 # Exits non-zero naming the failed step.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
+. "$here/Tests/lab/lib.sh"
 FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
 work=$(mktemp -d /tmp/flowctl-daemon.XXXXXX)
 state=$work/state
@@ -13,14 +14,13 @@ export FLOWCTL_CONTROL_SOCKET=$sock FLOWCTL_STATE_DIR=$state
 daemon_pid=
 
 fail() {
-    echo "FAIL: $*" >&2
+    echo "FAIL [$current_step]: $*" >&2
     echo "--- daemon log (tail)" >&2
     tail -n 40 "$log" >&2 2>/dev/null || true
     echo "--- ruleset" >&2
     nft list ruleset >&2 || true
     exit 1
 }
-step() { echo "== $*"; }
 
 start_daemon() {
     "$FLOWCTL" daemon --state-dir "$state" --control-socket "$sock" --metrics-address 127.0.0.1:9464 \
@@ -41,19 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Flowtable devices of flowctl's table, one per line, sorted.
-ft_devices() {
-    nft list flowtable inet flowctl fastpath 2>/dev/null | sed -n 's/.*devices = { \(.*\) }.*/\1/p' | tr ',' '\n' | tr -d ' ' | sed '/^$/d' | sort
-}
-# Waits up to $2 seconds (0.05 s steps) for the shell condition $1.
-wait_for() {
-    n=$(awk "BEGIN { print int($2 / 0.05) }")
-    i=0
-    while ! eval "$1"; do
-        i=$((i + 1)); [ $i -le "$n" ] || return 1
-        sleep 0.05
-    done
-}
 count() { ft_devices | grep -c "$1" || true; }
 
 step "topology: br0 with one port, uplink up0 with the default route"

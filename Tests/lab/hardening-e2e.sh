@@ -6,6 +6,7 @@
 # Exits non-zero naming the failed step.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
+. "$here/Tests/lab/lib.sh"
 FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
 work=$(mktemp -d /tmp/flowctl-hardening.XXXXXX)
 state=$work/state
@@ -16,14 +17,13 @@ daemon_pid=
 helpers=
 
 fail() {
-    echo "FAIL: $*" >&2
+    echo "FAIL [$current_step]: $*" >&2
     echo "--- daemon log (tail)" >&2
     tail -n 40 "$log" >&2 2>/dev/null || true
     echo "--- ruleset" >&2
     nft list ruleset >&2 || true
     exit 1
 }
-step() { echo "== $*"; }
 cleanup() {
     for p in $helpers; do kill "$p" 2>/dev/null || true; done
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
@@ -32,17 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ft_devices() {
-    nft list flowtable inet flowctl fastpath 2>/dev/null | sed -n 's/.*devices = { \(.*\) }.*/\1/p' | tr ',' '\n' | tr -d ' ' | sed '/^$/d' | sort | tr '\n' ' '
-}
-wait_for() {
-    n=$(awk "BEGIN { print int($2 / 0.05) }")
-    i=0
-    while ! eval "$1"; do
-        i=$((i + 1)); [ $i -le "$n" ] || return 1
-        sleep 0.05
-    done
-}
+# The flowtable's devices on one line: "d1 p0 up0 ".
+ft_list() { ft_devices | tr '\n' ' '; }
 # The daemon's kernel state equals what one-shot `plan` computes for the same host.
 agrees_with_plan() {
     out=$("$FLOWCTL" plan --state-dir "$state" 2>&1) || fail "plan failed: $out"
@@ -61,7 +52,7 @@ ip route add default via 198.18.40.2 dev up0
 daemon_pid=$!
 wait_for '[ -S "$sock" ]' 5 || fail "daemon did not create its control socket"
 "$FLOWCTL" enable br0 | grep -q "through the daemon" || fail "enable did not go through the daemon"
-[ "$(ft_devices)" = "p0 up0 " ] || fail "flowtable after enable: $(ft_devices)"
+[ "$(ft_list)" = "p0 up0 " ] || fail "flowtable after enable: $(ft_list)"
 agrees_with_plan "after enable"
 
 step "a VLAN sub-interface as a bridge port is listed as its real device (d1, not d1.5)"
@@ -70,7 +61,7 @@ ip link set d1 up
 ip link add link d1 name d1.5 type vlan id 5
 ip link set d1.5 master br0
 ip link set d1.5 up
-wait_for '[ "$(ft_devices)" = "d1 p0 up0 " ]' 2 || fail "flowtable with the VLAN port d1.5: '$(ft_devices)' (want d1 p0 up0)"
+wait_for '[ "$(ft_list)" = "d1 p0 up0 " ]' 2 || fail "flowtable with the VLAN port d1.5: '$(ft_list)' (want d1 p0 up0)"
 agrees_with_plan "after the VLAN port"
 
 step "an idle and a trickling control client delay neither hotplug nor other clients"
@@ -94,7 +85,7 @@ helpers="$helpers $!"
 slow=$!
 sleep 0.3
 ip link add hp0 master br0 up type dummy
-wait_for '[ "$(ft_devices)" = "d1 hp0 p0 up0 " ]' 1 || fail "a port added while slow clients are connected took over 1 s: '$(ft_devices)'"
+wait_for '[ "$(ft_list)" = "d1 hp0 p0 up0 " ]' 1 || fail "a port added while slow clients are connected took over 1 s: '$(ft_list)'"
 "$FLOWCTL" status | grep -q "daemon: pid" || fail "status was not answered while slow clients are connected"
 wait "$slow" || true
 grep -q '^trickle: .*no whole request within' "$work/slow-clients" || fail "the trickling client was not cut off at its deadline: $(cat "$work/slow-clients")"

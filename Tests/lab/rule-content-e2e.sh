@@ -7,6 +7,7 @@
 # back. Exits non-zero naming the failed step.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
+. "$here/Tests/lab/lib.sh"
 FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
 work=$(mktemp -d /tmp/flowctl-rule-content.XXXXXX)
 state=$work/state
@@ -24,7 +25,6 @@ fail() {
     nft -a list chain inet flowctl forward >&2 || true
     exit 1
 }
-step() { current_step=$*; echo "== $*"; }
 cleanup() {
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
     ip netns del vm1 2>/dev/null || true
@@ -34,15 +34,6 @@ cleanup() {
 trap cleanup EXIT
 [ -x "$FLOWCTL" ] || fail "no flowctl binary at $FLOWCTL"
 
-# Waits up to $2 seconds (0.05 s steps) for the shell condition $1.
-wait_for() {
-    n=$(awk "BEGIN { print int($2 / 0.05) }")
-    i=0
-    while ! eval "$1"; do
-        i=$((i + 1)); [ $i -le "$n" ] || return 1
-        sleep 0.05
-    done
-}
 
 ids="flowctl/v2 iifname tcp
 flowctl/v2 iifname udp

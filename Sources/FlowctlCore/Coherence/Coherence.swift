@@ -34,6 +34,8 @@ public enum ReevaluationCause: Hashable, Sendable, Codable, CustomStringConverti
     case route(String)
     /// `flowctl reevaluate` or the control request.
     case requested(bridges: [String], ports: [String])
+    /// Notifications were lost (ENOBUFS): any change may have been missed.
+    case eventsLost(source: String)
 
     /// The metric label (`flowctl_reevaluations_total{cause}`).
     public var kind: String {
@@ -45,6 +47,7 @@ public enum ReevaluationCause: Hashable, Sendable, Codable, CustomStringConverti
         case .neighbour: "neighbour"
         case .route: "route"
         case .requested: "requested"
+        case .eventsLost: "lost"
         }
     }
 
@@ -63,6 +66,7 @@ public enum ReevaluationCause: Hashable, Sendable, Codable, CustomStringConverti
         case .requested(let bridges, let ports):
             "requested" + (bridges.isEmpty && ports.isEmpty ? ""
                 : " for " + (bridges + ports.map { "port \($0)" }).joined(separator: ", "))
+        case .eventsLost(let source): "\(source) notifications lost"
         }
     }
 }

@@ -113,6 +113,11 @@ public final class ControlServer: Sendable {
         return server
     }
 
+    deinit {
+        // A daemon that failed before it ran leaves no staging socket behind.
+        unlink(path + ".starting")
+    }
+
     /// Removes the socket file (the listeners close with their server).
     public func unpublish() {
         unlink(path + ".starting")

@@ -349,7 +349,8 @@ public final class SyncEngine {
             // the creating command still holds RTNL can be refused (ENOENT) for
             // a moment.
             let delay = Duration.milliseconds(min(5000, 2 << min(failureStreak - 1, 12)))
-            retryAfter = ContinuousClock.now + delay
+            // From the later of the pass's start and now (tests pass a `now` ahead of the clock).
+            retryAfter = max(now, ContinuousClock.now) + delay
             // A device refused right after its RTM_NEWLINK (ENOENT) is usually
             // there a moment later: retry from the cached topology first; a
             // failure that persists starts over from full dumps.

@@ -60,7 +60,8 @@ extension SyncEngineTests {
         engine.step(now: start + .milliseconds(25))
         XCTAssertEqual(engine.statistics.errors, 1)
         XCTAssertEqual(engine.statistics.reevaluations, 0)
-        let later = ContinuousClock.now
+        // The backoff counts from the pass (`now` of the step), not from the wall clock.
+        let later = start + .milliseconds(25)
         XCTAssertFalse(engine.hasWork(now: later), "nothing to do until the retry is due")
         XCTAssertGreaterThan(try XCTUnwrap(engine.sleepBudget(now: later)), .zero, "the loop sleeps until the retry")
     }

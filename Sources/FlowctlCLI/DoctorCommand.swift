@@ -123,7 +123,17 @@ struct DoctorCommand: ParsableCommand {
         do {
             let topology = try edges.topology.snapshot()
             let intent = (try? state.store.load()) ?? Intent()
-            let planned = (try? Planner().plan(intent: intent, topology: topology))?.devices.map(\.name) ?? []
+            let plan = try? Planner().plan(intent: intent, topology: topology)
+            let planned = plan?.devices.map(\.name) ?? []
+            // Honest gain: a bridge nothing is routed through only switches.
+            for bridge in plan?.bridges ?? [] {
+                checks.append(Check(
+                    name: "bridge \(bridge.name)", status: bridge.layer2Only == true ? .warning : .info,
+                    detail: bridge.layer2Only == true
+                        ? "layer 2 only: no address or route on it or its VLAN uppers; switched traffic never reaches the forward hook and gains nothing"
+                        : "routed: traffic between its VMs and the uplinks (\(bridge.uplinks.joined(separator: ", "))) can take the fast path",
+                    kernelOptions: [], required: false))
+            }
             // Devices that could carry hardware offload: NICs and bonds, plus whatever is planned.
             let candidates = topology.links.filter {
                 planned.contains($0.name) || $0.kind == .physical || $0.kind == .bond

@@ -86,7 +86,15 @@ struct StateOptions: ParsableArguments {
     /// A refusal by the daemon is an error.
     func daemon(_ request: ControlRequest) throws -> ControlResponse? {
         guard Runtime.useDaemon else { return nil }
+        var request = request
+        request.networkNamespace = currentNetworkNamespace()
         var answer = try ControlClient.send(request, socketPath: socketPath)
+        if let refused = answer?.servesNetworkNamespace {
+            // A socket path reaches across network namespaces: that daemon
+            // serves another host; this one has none (or it answers below).
+            Runtime.standardError("note: the daemon on \(socketPath) serves another network namespace (\(refused)); this command works in its own\n")
+            answer = nil
+        }
         if answer == nil, let other = try ControlClient.send(request, to: .daemon) {
             Runtime.standardError("note: no daemon listens on \(socketPath); the daemon of this network namespace answered (\(other.daemon?.summary ?? "it does not say which"))\n")
             answer = other

@@ -18,6 +18,9 @@ struct StatusReport: Codable {
         var uplinks: [String]
         var hwOffload: HWOffloadMode
         var vlanFiltering: Bool?
+        /// Nothing is routed through it: its traffic is only switched and
+        /// gains nothing from the fast path.
+        var layer2Only: Bool?
         var devices: [Device]
     }
     struct Conntrack: Codable {
@@ -108,7 +111,7 @@ struct StatusCommand: ParsableCommand {
         let bridges = outcome.plan.bridges.map { bridge in
             StatusReport.Bridge(
                 name: bridge.name, interfaces: bridge.interfaces, uplinks: bridge.intent.uplinks,
-                hwOffload: bridge.intent.hwOffload, vlanFiltering: bridge.vlanFiltering,
+                hwOffload: bridge.intent.hwOffload, vlanFiltering: bridge.vlanFiltering, layer2Only: bridge.layer2Only,
                 devices: outcome.plan.devices.filter { $0.reasons.contains { $0.bridge == bridge.name } }.map {
                     StatusReport.Device(name: $0.name, kind: $0.kind.description,
                                         reasons: $0.reasons.filter { $0.bridge == bridge.name }.map(\.description),
@@ -146,6 +149,9 @@ struct StatusCommand: ParsableCommand {
                 + (report.modeReason.map { " (\($0))" } ?? ""))
             say("  matches traffic entering or leaving: \(bridge.interfaces.joined(separator: ", "))"
                 + (bridge.vlanFiltering == true ? " (VLAN filtering on)" : ""))
+            if bridge.layer2Only == true {
+                say("  layer 2 only: nothing is routed through \(bridge.name), so its switched traffic gains nothing")
+            }
             if bridge.devices.isEmpty { say("  devices: none yet") }
             let width = bridge.devices.map(\.name.count).max() ?? 0
             for device in bridge.devices {

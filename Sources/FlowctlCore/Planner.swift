@@ -21,12 +21,14 @@ public enum DeviceReason: Hashable, Sendable, Codable, CustomStringConvertible {
     /// its real device underneath (a VLAN port's lower device).
     case port(bridge: String, via: String?)
     /// An uplink of an enabled bridge; `via` names the routed device it was
-    /// resolved from (a VLAN sub-interface, an uplink bridge) when different.
-    case uplink(bridge: String, via: String?, configured: Bool)
+    /// resolved from (a VLAN sub-interface, an uplink bridge) when different;
+    /// `route` the route that leads there ("default route", "route
+    /// 198.18.99.0/24", "route 198.18.99.0/24 and 3 more"), nil for --uplink.
+    case uplink(bridge: String, via: String?, configured: Bool, route: String? = nil)
 
     public var bridge: String {
         switch self {
-        case .port(let bridge, _), .uplink(let bridge, _, _): bridge
+        case .port(let bridge, _), .uplink(let bridge, _, _, _): bridge
         }
     }
 
@@ -34,9 +36,9 @@ public enum DeviceReason: Hashable, Sendable, Codable, CustomStringConvertible {
         switch self {
         case .port(let bridge, let via):
             "port of \(bridge)" + (via.map { " (via \($0))" } ?? "")
-        case .uplink(let bridge, let via, let configured):
+        case .uplink(let bridge, let via, let configured, let route):
             "uplink of \(bridge)" + (via.map { " (via \($0))" } ?? "")
-                + (configured ? " [--uplink]" : " [default route]")
+                + (configured ? " [--uplink]" : " [\(route ?? "default route")]")
         }
     }
 }
@@ -58,6 +60,11 @@ public struct PlannedBridge: Hashable, Sendable, Codable {
     public var uplinks: [String]
     public var vlanFiltering: Bool?
     public var intent: BridgeIntent
+    /// No route uses the bridge or its VLAN uppers (no address on them,
+    /// nothing routed through them): its traffic is only switched, never
+    /// reaches the forward hook, and gains nothing from a flowtable.
+    /// Optional: absent from older daemons' answers.
+    public var layer2Only: Bool?
 }
 
 public struct OffloadDecision: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -152,11 +159,12 @@ public struct Planner: Sendable {
         var bridges: [PlannedBridge] = []
         var interfaces: Set<String> = []
         var warnings: [String] = []
+        let routed = routedDevices(in: topology)
 
         for name in intent.bridgeNames {
             do {
                 let planned = try planBridge(name, options: intent.bridges[name]!, topology: topology,
-                                             warnings: &warnings)
+                                             routed: routed, warnings: &warnings)
                 interfaces.formUnion(planned.bridge.interfaces)
                 for (device, reason) in planned.reasons { reasons[device, default: []].append(reason) }
                 bridges.append(planned.bridge)
@@ -192,7 +200,8 @@ public struct Planner: Sendable {
         return Plan(desired: desired, bridges: bridges, devices: devices, offload: offload, warnings: warnings)
     }
 
-    private func planBridge(_ name: String, options: BridgeIntent, topology: Topology, warnings: inout [String])
+    private func planBridge(_ name: String, options: BridgeIntent, topology: Topology, routed: [RoutedDevice],
+                            warnings: inout [String])
         throws(PlanError) -> (bridge: PlannedBridge, reasons: [(String, DeviceReason)])
     {
         guard Self.isValidInterfaceName(name) else { throw .invalidName(name) }
@@ -232,27 +241,38 @@ public struct Planner: Sendable {
                 return link
             }
         } else {
-            uplinkDevices = defaultRouteDevices(in: topology)
-            if uplinkDevices.isEmpty {
-                warnings.append("no default route and no --uplink for \(name): only traffic between enabled bridges is offloaded")
+            uplinkDevices = routed.map(\.link)
+            if !routed.contains(where: { $0.isDefault }) {
+                warnings.append("no default route and no --uplink for \(name): only traffic to the routes' devices and between enabled bridges is offloaded")
             }
         }
+        let routeOf = Dictionary(routed.map { ($0.link.index, $0.route) }, uniquingKeysWith: { first, _ in first })
         var uplinks: [String] = []
         // The host's own address on this very bridge: its ports are already listed.
-        for uplink in uplinkDevices where !scopeIndices.contains(uplink.index) {
+        for uplink in uplinkDevices where !scopeIndices.contains(uplink.index) && uplink.kind != .loopback {
             let real = realDevices(of: uplink, in: topology)
-            if real.isEmpty {
+            if real.isEmpty && (configured || routed.contains { $0.link.index == uplink.index && $0.isDefault }) {
                 warnings.append("uplink \(uplink.name) of \(name) has no real device under it yet")
             }
             for device in real {
                 uplinks.append(device.name)
                 reasons.append((device.name, .uplink(bridge: name, via: device.index == uplink.index ? nil : uplink.name,
-                                                      configured: configured)))
+                                                      configured: configured,
+                                                      route: configured ? nil : routeOf[uplink.index])))
             }
         }
-        let planned = PlannedBridge(
+        // Honest gain: a bridge nothing is routed through only switches.
+        let layer2Only = !topology.routes.contains { route in
+            route.table != Route.localTable && !route.isLinkLocalOrMulticast
+                && route.outputIndices.contains(where: scopeIndices.contains)
+        }
+        if layer2Only {
+            warnings.append("\(name) only switches at layer 2 (no address or route on it or its VLAN uppers): bridged traffic never reaches the forward hook, so its flows gain nothing from the fast path; traffic routed through the host (an address on \(name), NAT) would")
+        }
+        var planned = PlannedBridge(
             name: name, interfaces: scope.map(\.name).sorted(), ports: Array(Set(ports)).sorted(),
             uplinks: Array(Set(uplinks)).sorted(), vlanFiltering: bridge.vlanFiltering, intent: options)
+        planned.layer2Only = layer2Only
         return (planned, reasons)
     }
 
@@ -285,16 +305,41 @@ public struct Planner: Sendable {
         }
     }
 
-    /// Devices behind the default routes (IPv4 and IPv6, every table but local).
-    func defaultRouteDevices(in topology: Topology) -> [Link] {
-        var seen: Set<Int32> = []
-        var result: [Link] = []
-        for route in topology.routes where route.isDefault && route.table != Route.localTable {
-            for index in route.outputIndices where seen.insert(index).inserted {
-                if let link = topology.link(index: index) { result.append(link) }
+    /// A device traffic can be routed out of, and the route that says so.
+    struct RoutedDevice {
+        var link: Link
+        /// "default route", "route 198.18.99.0/24", "route 198.18.99.0/24 and 3 more".
+        var route: String
+        var isDefault: Bool
+    }
+
+    /// The output devices of every unicast route (the decoder keeps no
+    /// local, broadcast, blackhole or unreachable ones) in every table but
+    /// local — a superset of the tables `ip rule` selects; a device in the
+    /// flowtable that carries no flow costs one lookup per packet, a missing
+    /// one costs its flows the fast path — IPv4 and IPv6, every nexthop of a
+    /// multipath route. Not IPv6 link-local or multicast routes: every
+    /// device has them. Default routes first, then by name. Linear in routes.
+    func routedDevices(in topology: Topology) -> [RoutedDevice] {
+        var found: [Int32: (defaults: Int, specific: [String])] = [:]
+        for route in topology.routes where route.table != Route.localTable && !route.isLinkLocalOrMulticast {
+            for index in Set(route.outputIndices) {
+                var entry = found[index] ?? (0, [])
+                if route.isDefault { entry.defaults += 1 } else { entry.specific.append(route.destination) }
+                found[index] = entry
             }
         }
-        return result
+        return found.compactMap { index, entry -> RoutedDevice? in
+            guard let link = topology.link(index: index) else { return nil }
+            let text: String
+            if entry.defaults > 0 {
+                text = "default route" + (entry.specific.isEmpty ? "" : " and \(entry.specific.count) more")
+            } else {
+                let first = entry.specific.min()!
+                text = "route \(first)" + (entry.specific.count > 1 ? " and \(entry.specific.count - 1) more" : "")
+            }
+            return RoutedDevice(link: link, route: text, isDefault: entry.defaults > 0)
+        }.sorted { ($0.isDefault ? 0 : 1, $0.link.name) < ($1.isDefault ? 0 : 1, $1.link.name) }
     }
 
     /// `--hw-offload on` wants hardware or an error; auto takes hardware when

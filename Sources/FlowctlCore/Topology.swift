@@ -138,6 +138,15 @@ public struct Route: Hashable, Sendable, Codable {
     public static let localTable: UInt32 = 255
 
     public var isDefault: Bool { prefixLength == 0 }
+
+    /// IPv6 link-local (fe80::/10) and multicast (ff00::/8) routes: every
+    /// device that is up has them; no forwarded flow leaves through them.
+    public var isLinkLocalOrMulticast: Bool {
+        guard family == .ipv6 else { return false }
+        let lower = destination.lowercased()
+        return lower.hasPrefix("fe8") || lower.hasPrefix("fe9") || lower.hasPrefix("fea") || lower.hasPrefix("feb")
+            || lower.hasPrefix("ff")
+    }
 }
 
 /// A snapshot of the host's links and routes.

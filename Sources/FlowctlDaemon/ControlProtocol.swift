@@ -25,6 +25,9 @@ public struct ControlRequest: Codable, Sendable, Hashable {
     /// `reevaluate`: enabled bridges and ports of enabled bridges (none: all).
     public var bridges: [String]?
     public var ports: [String]?
+    /// The client's network namespace ("net:[4026531840]"): a daemon that
+    /// serves another one refuses (a socket path reaches across namespaces).
+    public var networkNamespace: String?
 
     public init(command: Command, bridge: String? = nil, uplinks: [String]? = nil, hwOffload: HWOffloadMode? = nil,
                 bridges: [String]? = nil, ports: [String]? = nil) {
@@ -45,6 +48,8 @@ public struct DaemonInfo: Codable, Sendable, Hashable {
     /// Where it keeps its intent and listens (absent from older daemons).
     public var stateDir: String?
     public var controlSocket: String?
+    /// The network namespace it serves ("net:[4026531840]").
+    public var networkNamespace: String?
 
     /// "pid 123, control socket /run/flowctl/control.sock, state dir /var/lib/flowctl"
     public var summary: String {
@@ -67,6 +72,9 @@ public struct ControlResponse: Codable, Sendable {
     public var daemon: DaemonInfo?
     /// `reevaluate`: what was done.
     public var reevaluation: ReevaluationRecord?
+    /// Set when refused because the client is in another network namespace:
+    /// the one this daemon serves.
+    public var servesNetworkNamespace: String?
 
     public init(ok: Bool, error: String? = nil) {
         version = ControlProtocol.version

@@ -28,6 +28,7 @@ public final class DaemonLoop: @unchecked Sendable {
     typealias PendingRequest = (request: ControlRequest, reply: ControlReply)
     private let inbox = Mutex<(requests: [PendingRequest], stopping: Bool)>(([], false))
     let started = ContinuousClock.now
+    let networkNamespace = currentNetworkNamespace()
 
     private var nextResync: ContinuousClock.Instant
     private var nextConntrack: ContinuousClock.Instant = .now
@@ -176,6 +177,11 @@ public final class DaemonLoop: @unchecked Sendable {
     // MARK: Control requests
 
     func handle(_ request: ControlRequest) -> ControlResponse {
+        if let theirs = request.networkNamespace, let ours = networkNamespace, theirs != ours {
+            var refusal = ControlResponse(ok: false, error: "this daemon serves network namespace \(ours), not \(theirs)")
+            refusal.servesNetworkNamespace = ours
+            return refusal
+        }
         do {
             switch request.command {
             case .enable:
@@ -253,7 +259,7 @@ public final class DaemonLoop: @unchecked Sendable {
         }
         response.daemon = DaemonInfo(pid: getpid(), uptimeSeconds: Double((ContinuousClock.now - started).nanoseconds) / 1e9,
                                      statistics: engine.statistics, stateDir: configuration.stateDir,
-                                     controlSocket: control?.path)
+                                     controlSocket: control?.path, networkNamespace: networkNamespace)
         if withStatus {
             response.table = try? backend.table(FlowctlNames.table)
             do { response.conntrack = try conntrack.summary() } catch { response.conntrackError = "\(error)" }

@@ -53,3 +53,10 @@ public final class HostWriterLock: Sendable {
         return "pid \(pid)" + (commandLine.map { $0.isEmpty ? "" : ": \($0)" } ?? "")
     }
 }
+
+/// This process's network namespace, as the kernel names it
+/// ("net:[4026531840]"): the daemon reports it, and a CLI in another
+/// namespace does not take that daemon's answer for its own host.
+public func currentNetworkNamespace() -> String? {
+    try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+}

@@ -151,9 +151,9 @@ public final class SyncEngine {
                 changesPlan = true
             case .route(let change):
                 metrics.events(kind: "route")
-                // Default routes decide the uplinks: read the routes again
-                // (the links are current from their own events).
-                if change.isDefault {
+                // Routes decide the uplinks: read them again (the links are
+                // current from their own events).
+                if change.matters {
                     routesStale = true
                     changesPlan = true
                 }
@@ -216,7 +216,7 @@ public final class SyncEngine {
         }
     }
 
-    /// A link that carries a default route going down or away: the kernel
+    /// A link that carries a route going down or away: the kernel
     /// flushes its IPv4 routes without a notification (checked in the lab,
     /// Tests/lab/churn-e2e.sh), so the routes are read again.
     private func noteRouteCarrier(_ event: TopologyEvent) {
@@ -231,7 +231,7 @@ public final class SyncEngine {
         default:
             return
         }
-        if topology.routes.contains(where: { $0.isDefault && $0.outputIndices.contains(index) }) { routesStale = true }
+        if topology.routes.contains(where: { $0.outputIndices.contains(index) }) { routesStale = true }
     }
 
     /// A deleted device leaves the kernel's flowtable by itself on some

@@ -21,6 +21,7 @@ final class PlannerTests: XCTestCase {
         t.add("vnet0", .tun, master: "br0")
         t.add("veth1", .veth, master: "br0")
         t.defaultRoute(via: "eth0")
+        t.route("198.18.50.0/24", via: "br0")   // the host's address on br0: routed VM traffic
         let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
         let desired = try XCTUnwrap(plan.desired)
         XCTAssertEqual(desired.flowtable.devices, ["eth0", "veth1", "vnet0"])
@@ -331,7 +332,8 @@ final class BridgeAddressWarningTests: XCTestCase {
             Link(index: 2, name: "eth0", kind: .physical),
             Link(index: 3, name: "br0", kind: .bridge, addressFixed: fixed),
             Link(index: 4, name: "vnet0", kind: .tun, masterIndex: 3),
-        ], routes: [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])])
+        ], routes: [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2]),
+                    Route(family: .ipv4, destination: "198.18.50.0/24", prefixLength: 24, outputIndices: [3])])
     }
 
     func testABridgeWithoutAFixedMACIsWarnedAbout() throws {
@@ -342,5 +344,102 @@ final class BridgeAddressWarningTests: XCTestCase {
         XCTAssertEqual(try Planner().plan(intent: intent, topology: topology(fixed: true)).warnings, [])
         XCTAssertEqual(try Planner().plan(intent: intent, topology: topology(fixed: nil)).warnings, [],
                        "unknown (no sysfs) is not a warning")
+    }
+}
+
+/// Reach: every routed path of an enabled bridge, and honesty about a
+/// bridge that only switches.
+final class RoutedUplinkTests: XCTestCase {
+    let planner = Planner()
+    func enable(_ names: String...) -> Intent {
+        Intent(bridges: Dictionary(uniqueKeysWithValues: names.map { ($0, BridgeIntent()) }))
+    }
+
+    func host() -> TopologyBuilder {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("eth1", .physical)
+        t.add("stor0", .physical)
+        t.add("pr0", .physical)
+        t.add("bond0", .bond)
+        t.add("eth2", .physical, master: "bond0")
+        t.add("br0", .bridge)
+        t.add("vnet0", .tun, master: "br0")
+        t.route("198.18.50.0/24", via: "br0")
+        return t
+    }
+
+    func uplinks(_ plan: Plan) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: plan.devices.compactMap { device in
+            device.reasons.first { if case .uplink = $0 { true } else { false } }.map { (device.name, $0.description) }
+        })
+    }
+
+    func testEveryRoutedPathIsAnUplink() throws {
+        var t = host()
+        t.defaultRoute(via: "eth0", "eth1")                  // ECMP: both nexthops
+        t.route("198.18.99.0/24", via: "stor0")               // a storage network
+        t.route("198.18.98.7/32", via: "stor0")
+        t.route("0.0.0.0/0", via: "pr0", table: 100)          // a policy-routing table
+        t.route("198.18.97.0/24", via: "bond0")               // a bond, as itself
+        t.route("fe80::/64", via: "vnet0")                     // link-local: every device has one
+        t.route("ff00::/8", via: "vnet0")
+        t.route("198.18.96.0/24", via: "lo")                  // nowhere to offload
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["bond0", "eth0", "eth1", "pr0", "stor0", "vnet0"])
+        XCTAssertEqual(uplinks(plan), [
+            "eth0": "uplink of br0 [default route]",
+            "eth1": "uplink of br0 [default route]",
+            "pr0": "uplink of br0 [default route]",
+            "stor0": "uplink of br0 [route 198.18.98.7/32 and 1 more]",
+            "bond0": "uplink of br0 [route 198.18.97.0/24]",
+        ])
+        XCTAssertEqual(plan.bridges.first?.layer2Only, false)
+        XCTAssertEqual(plan.warnings, [])
+    }
+
+    func testNoDefaultRouteStillOffloadsTheRoutedOnes() throws {
+        var t = host()
+        t.route("198.18.99.0/24", via: "stor0")
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["stor0", "vnet0"])
+        XCTAssertTrue(plan.warnings.contains { $0.hasPrefix("no default route and no --uplink for br0") }, "\(plan.warnings)")
+    }
+
+    func testConfiguredUplinksStillOverride() throws {
+        var t = host()
+        t.defaultRoute(via: "eth0")
+        t.route("198.18.99.0/24", via: "stor0")
+        let plan = try planner.plan(intent: Intent(bridges: ["br0": BridgeIntent(uplinks: ["eth1"])]), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth1", "vnet0"])
+        XCTAssertEqual(uplinks(plan), ["eth1": "uplink of br0 [--uplink]"])
+    }
+
+    func testABridgeThatOnlySwitchesIsReportedAsLayer2Only() throws {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br1", .bridge)
+        t.add("vnet1", .tun, master: "br1")
+        t.defaultRoute(via: "eth0")
+        t.route("fe80::/64", via: "br1")   // an IPv6 link-local route is no address for routing
+        let plan = try planner.plan(intent: enable("br1"), topology: t.topology)
+        XCTAssertEqual(plan.bridges.first?.layer2Only, true)
+        XCTAssertTrue(plan.warnings.contains { $0.hasPrefix("br1 only switches at layer 2") }, "\(plan.warnings)")
+        // A route through its VLAN upper makes it routed.
+        t.add("br1.10", .vlan, lower: "br1", vlan: 10)
+        t.route("198.18.51.0/24", via: "br1.10")
+        XCTAssertEqual(try planner.plan(intent: enable("br1"), topology: t.topology).bridges.first?.layer2Only, false)
+    }
+
+    /// Planning stays linear in routes: a routed host with a /32 per VM.
+    func testTenThousandRoutes() throws {
+        var t = host()
+        t.defaultRoute(via: "eth0")
+        for index in 0..<10_000 {
+            t.route("198.18.\(index / 250).\(index % 250)/32", via: index % 2 == 0 ? "stor0" : "eth1")
+        }
+        let plan = try planner.plan(intent: enable("br0"), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "eth1", "stor0", "vnet0"])
+        XCTAssertEqual(uplinks(plan)["stor0"], "uplink of br0 [route 198.18.0.0/32 and 4999 more]")
     }
 }

@@ -33,5 +33,13 @@ struct TopologyBuilder {
                             prefixLength: 0, outputIndices: devices.map(index)))
     }
 
+    /// A specific route (a bridge's own subnet, a storage network ...), in `table`.
+    mutating func route(_ destination: String, via devices: String..., table: UInt32 = Route.mainTable) {
+        let family: AddressFamily = destination.contains(":") ? .ipv6 : .ipv4
+        let prefix = UInt8(destination.split(separator: "/").last.flatMap { UInt8($0) } ?? 32)
+        routes.append(Route(family: family, destination: destination, prefixLength: prefix, table: table,
+                            outputIndices: devices.map(index)))
+    }
+
     var topology: Topology { Topology(links: links, routes: routes) }
 }

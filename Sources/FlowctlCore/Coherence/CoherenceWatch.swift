@@ -22,7 +22,7 @@ public struct CoherenceWatch: Sendable {
             for device in plan.devices {
                 flowtableDevices.insert(device.name)
                 for reason in device.reasons {
-                    if case .uplink(_, let via, _) = reason {
+                    if case .uplink(_, let via, _, _) = reason {
                         l3Devices.insert(via ?? device.name)
                         l3Devices.insert(device.name)
                     }

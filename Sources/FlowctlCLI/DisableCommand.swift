@@ -12,7 +12,7 @@ struct DisableCommand: ParsableCommand {
             table altogether.
             """)
 
-    @Argument(help: "The bridge to disable.")
+    @Argument(help: "The bridge (or the pattern, as enabled) to disable.")
     var bridge: String
 
     @OptionGroup var state: StateOptions

@@ -16,7 +16,7 @@ struct EnableCommand: ParsableCommand {
             and re-applied by later runs.
             """)
 
-    @Argument(help: "The bridge to enable, e.g. br0.")
+    @Argument(help: "The bridge to enable, e.g. br0, or a shell-style pattern ('virbr*'): every bridge that matches, now and later.")
     var bridge: String
 
     @Option(name: .customLong("uplink"), help: ArgumentHelp(
@@ -41,18 +41,20 @@ struct EnableCommand: ParsableCommand {
                                                               hwOffload: hwOffload)),
                let outcome = response.outcome
             {
-                say("\(bridge): fast path on (through the daemon)" + (outcome.plan.offload.map { ", \($0)" } ?? ""))
+                say("\(Report.enabled(bridge, in: outcome.plan)): fast path on (through the daemon)" + (outcome.plan.offload.map { ", \($0)" } ?? ""))
                 Report.devices(outcome.plan, bridge: bridge)
                 Report.changes(outcome)
                 outcome.warnings.forEach(warn)
                 return
             }
             var wasEnabled = false
-            let (_, outcome) = try change(store: state.store, required: [bridge]) { intent in
+            // A pattern may match nothing yet; an exact name must exist.
+            let required: Set<String> = Intent.isPattern(bridge) ? [] : [bridge]
+            let (_, outcome) = try change(store: state.store, required: required) { intent in
                 wasEnabled = intent.bridges[bridge] == options
                 intent.bridges[bridge] = options
             }
-            say("\(bridge): fast path \(wasEnabled ? "already on" : "on")"
+            say("\(Report.enabled(bridge, in: outcome.plan)): fast path \(wasEnabled ? "already on" : "on")"
                 + (outcome.plan.offload.map { ", \($0)" } ?? ""))
             Report.devices(outcome.plan, bridge: bridge)
             Report.changes(outcome)

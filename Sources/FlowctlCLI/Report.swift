@@ -3,9 +3,13 @@ import FlowctlCore
 
 /// Human-readable output shared by the commands.
 enum Report {
+    /// `bridge`: an enabled name or pattern (its matched bridges' devices).
     static func devices(_ plan: Plan, bridge: String? = nil) {
+        let names = bridge.map { key in
+            Set(plan.bridges.filter { $0.name == key || $0.pattern == key }.map(\.name) + [key])
+        }
         let devices = plan.devices.filter { device in
-            bridge.map { name in device.reasons.contains { $0.bridge == name } } ?? true
+            names.map { names in device.reasons.contains { names.contains($0.bridge) } } ?? true
         }
         if devices.isEmpty {
             say("  flowtable: no devices")
@@ -17,6 +21,13 @@ enum Report {
             let padded = device.name.padding(toLength: width, withPad: " ", startingAt: 0)
             say("    \(padded)  \(device.kind.description.padding(toLength: 8, withPad: " ", startingAt: 0)) \(device.reasons.map(\.description).joined(separator: "; "))")
         }
+    }
+
+    /// "br0", or for a pattern "virbr* (virbr0, virbr1)" / "virbr* (no bridge matches yet)".
+    static func enabled(_ key: String, in plan: Plan) -> String {
+        guard Intent.isPattern(key) else { return key }
+        let matched = plan.bridges.filter { $0.pattern == key }.map(\.name)
+        return "\(key) (" + (matched.isEmpty ? "no bridge matches yet" : "matches \(matched.joined(separator: ", "))") + ")"
     }
 
     static func changes(_ outcome: ReconcileOutcome) {

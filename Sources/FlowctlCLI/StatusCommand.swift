@@ -21,6 +21,8 @@ struct StatusReport: Codable {
         /// Nothing is routed through it: its traffic is only switched and
         /// gains nothing from the fast path.
         var layer2Only: Bool?
+        /// The pattern that enabled it (`virbr*`), when not its exact name.
+        var pattern: String?
         var devices: [Device]
     }
     struct Conntrack: Codable {
@@ -112,6 +114,7 @@ struct StatusCommand: ParsableCommand {
             StatusReport.Bridge(
                 name: bridge.name, interfaces: bridge.interfaces, uplinks: bridge.intent.uplinks,
                 hwOffload: bridge.intent.hwOffload, vlanFiltering: bridge.vlanFiltering, layer2Only: bridge.layer2Only,
+                pattern: bridge.pattern,
                 devices: outcome.plan.devices.filter { $0.reasons.contains { $0.bridge == bridge.name } }.map {
                     StatusReport.Device(name: $0.name, kind: $0.kind.description,
                                         reasons: $0.reasons.filter { $0.bridge == bridge.name }.map(\.description),
@@ -145,7 +148,7 @@ struct StatusCommand: ParsableCommand {
             say("no bridge enabled (flowctl enable BRIDGE)")
         }
         for bridge in report.bridges {
-            say("\(bridge.name): enabled, \(report.mode ?? "no") fast path"
+            say("\(bridge.name): enabled\(bridge.pattern.map { " (pattern \($0))" } ?? ""), \(report.mode ?? "no") fast path"
                 + (report.modeReason.map { " (\($0))" } ?? ""))
             say("  matches traffic entering or leaving: \(bridge.interfaces.joined(separator: ", "))"
                 + (bridge.vlanFiltering == true ? " (VLAN filtering on)" : ""))
@@ -161,8 +164,12 @@ struct StatusCommand: ParsableCommand {
                     + (device.inFlowtable ? "" : "  [NOT in the kernel's flowtable]"))
             }
         }
-        let missingBridges = Set(report.enabled).subtracting(report.bridges.map(\.name))
+        let missingBridges = Set(report.enabled.filter { !Intent.isPattern($0) }).subtracting(report.bridges.map(\.name))
         for name in missingBridges.sorted() { say("\(name): enabled, but not usable now (see warnings)") }
+        for pattern in report.enabled where Intent.isPattern(pattern) {
+            let matched = report.bridges.filter { $0.pattern == pattern }.map(\.name)
+            say("pattern \(pattern): " + (matched.isEmpty ? "matches no bridge yet" : "matches \(matched.joined(separator: ", "))"))
+        }
         if !report.enabled.isEmpty {
             say("flows offloaded now: \(report.offloadedFlows ?? 0)"
                 + ((report.hardwareOffloadedFlows ?? 0) > 0 ? " (\(report.hardwareOffloadedFlows!) in hardware)" : ""))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the operator asked for: the enabled bridges and their options.
 /// Stored in the state directory as JSON (see IntentStore).
 
@@ -35,6 +39,21 @@ public struct Intent: Hashable, Sendable, Codable {
 
     public var isEmpty: Bool { bridges.isEmpty }
     public var bridgeNames: [String] { bridges.keys.sorted() }
+
+    /// A key with shell-style glob characters (`virbr*`, `br-?`, `cni[0-9]`)
+    /// is a pattern: it enables every bridge whose name matches, now and
+    /// later (libvirt, Docker, Kubernetes and Proxmox create bridges on the fly).
+    public static func isPattern(_ key: String) -> Bool { key.contains { "*?[".contains($0) } }
+
+    /// Whether `pattern` matches `name` (fnmatch(3), no flags).
+    public static func matches(_ pattern: String, _ name: String) -> Bool { fnmatch(pattern, name, 0) == 0 }
+
+    /// The key that enables `bridge`: its exact name, else the first
+    /// pattern (in sorted order) that matches it; nil when none does.
+    public func key(enabling bridge: String) -> String? {
+        if bridges[bridge] != nil { return bridge }
+        return bridgeNames.first { Self.isPattern($0) && Self.matches($0, bridge) }
+    }
 }
 
 /// Why a bridge's intent cannot be taken. The CLI, the daemon's control

@@ -65,6 +65,8 @@ public struct PlannedBridge: Hashable, Sendable, Codable {
     /// reaches the forward hook, and gains nothing from a flowtable.
     /// Optional: absent from older daemons' answers.
     public var layer2Only: Bool?
+    /// The pattern that enabled it (`virbr*`); nil for an exact name.
+    public var pattern: String?
 }
 
 public struct OffloadDecision: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -161,10 +163,32 @@ public struct Planner: Sendable {
         var warnings: [String] = []
         let routed = routedDevices(in: topology)
 
-        for name in intent.bridgeNames {
+        // Exact names first; then each pattern takes the bridges that match
+        // it and no earlier key took.
+        var targets: [(name: String, options: BridgeIntent, pattern: String?)] = []
+        var claimed: Set<String> = []
+        for key in intent.bridgeNames where !Intent.isPattern(key) {
+            targets.append((key, intent.bridges[key]!, nil))
+            claimed.insert(key)
+        }
+        for key in intent.bridgeNames where Intent.isPattern(key) {
+            let matches = topology.links.filter {
+                $0.kind == .bridge && !claimed.contains($0.name) && Intent.matches(key, $0.name)
+            }.map(\.name).sorted()
+            if matches.isEmpty {
+                warnings.append("pattern \(key) matches no bridge yet: a bridge created later that matches is enabled with its ports (by the daemon at once, otherwise by the next flowctl command)")
+            }
+            for name in matches {
+                targets.append((name, intent.bridges[key]!, key))
+                claimed.insert(name)
+            }
+        }
+
+        for (name, options, pattern) in targets {
             do {
-                let planned = try planBridge(name, options: intent.bridges[name]!, topology: topology,
+                var planned = try planBridge(name, options: options, topology: topology,
                                              routed: routed, warnings: &warnings)
+                planned.bridge.pattern = pattern
                 interfaces.formUnion(planned.bridge.interfaces)
                 for (device, reason) in planned.reasons { reasons[device, default: []].append(reason) }
                 bridges.append(planned.bridge)

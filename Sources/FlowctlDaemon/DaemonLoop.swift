@@ -192,7 +192,10 @@ public final class DaemonLoop: @unchecked Sendable {
                 do { try options.validate(bridge: bridge) } catch {
                     return ControlResponse(ok: false, error: "enable: \(error)")
                 }
-                let result = try engine.change(required: [bridge]) { intent in intent.bridges[bridge] = options }
+                // A pattern may match nothing yet; an exact name must exist.
+                let result = try engine.change(required: Intent.isPattern(bridge) ? [] : [bridge]) { intent in
+                    intent.bridges[bridge] = options
+                }
                 return response(intent: result.intent, outcome: result.outcome, withStatus: false)
             case .disable:
                 guard let bridge = request.bridge else {

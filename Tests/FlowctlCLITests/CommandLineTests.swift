@@ -161,6 +161,24 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(backend.appliedBatches.count, batches, "nothing to change")
     }
 
+    func testEnableByPatternStoresThePatternAndSaysWhatItMatches() throws {
+        XCTAssertEqual(flowctl(["enable", "br*"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("br* (matches br0): fast path on"), stdout)
+        XCTAssertEqual(try IntentStore(directory: state).load().bridgeNames, ["br*"])
+        XCTAssertEqual(try backend.table(FlowctlNames.table)?.flowtables.first?.devices, ["eth0", "veth1", "vnet0"])
+        stdout = ""
+        XCTAssertEqual(flowctl(["enable", "virbr*"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("virbr* (no bridge matches yet)"), stdout)
+        XCTAssertTrue(stderr.contains("pattern virbr* matches no bridge yet"), stderr)
+        stdout = ""
+        XCTAssertEqual(flowctl(["status"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("br0: enabled (pattern br*)"), stdout)
+        XCTAssertTrue(stdout.contains("pattern virbr*: matches no bridge yet"), stdout)
+        XCTAssertEqual(flowctl(["disable", "br*"]), 0, stderr)
+        XCTAssertEqual(try IntentStore(directory: state).load().bridgeNames, ["virbr*"])
+        XCTAssertNil(try backend.table(FlowctlNames.table)?.flowtables.first?.devices.first { $0 == "vnet0" })
+    }
+
     func testEnableRefusesTheBridgeAsItsOwnUplink() throws {
         XCTAssertTrue(parse(["enable", "br0", "--uplink", "br0"])?.contains("uplink br0 is the bridge itself") ?? false)
         XCTAssertTrue(parse(["enable", "br0", "--uplink", "eth0", "--uplink", "eth0"])?.contains("named twice") ?? false)

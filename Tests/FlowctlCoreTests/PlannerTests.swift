@@ -443,3 +443,61 @@ final class RoutedUplinkTests: XCTestCase {
         XCTAssertEqual(uplinks(plan)["stor0"], "uplink of br0 [route 198.18.0.0/32 and 4999 more]")
     }
 }
+
+/// Bridges by pattern: libvirt (`virbr*`), Docker (`br-*`), Kubernetes
+/// (`cni0`) create bridges when they need them.
+final class BridgePatternTests: XCTestCase {
+    func host() -> TopologyBuilder {
+        var t = TopologyBuilder()
+        t.add("eth0", .physical)
+        t.add("br0", .bridge)
+        t.add("vnet0", .tun, master: "br0")
+        t.add("virbr0", .bridge)
+        t.add("vnet1", .tun, master: "virbr0")
+        t.add("virbr1", .bridge)
+        t.add("vnet2", .tun, master: "virbr1")
+        t.add("virbr-nic", .veth)   // matches, but is not a bridge
+        t.defaultRoute(via: "eth0")
+        for bridge in ["br0", "virbr0", "virbr1"] { t.route("198.18.\(t.index(bridge)).0/24", via: bridge) }
+        return t
+    }
+
+    func testAPatternEnablesEveryMatchingBridgeWithItsPorts() throws {
+        let intent = Intent(bridges: ["virbr*": BridgeIntent()])
+        let plan = try Planner().plan(intent: intent, topology: host().topology)
+        XCTAssertEqual(plan.bridges.map(\.name), ["virbr0", "virbr1"])
+        XCTAssertEqual(plan.bridges.map(\.pattern), ["virbr*", "virbr*"])
+        // vnet0: br0 (not enabled) has a route, so the VMs behind it are reached through it.
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet0", "vnet1", "vnet2"])
+        XCTAssertTrue(plan.devices.first { $0.name == "vnet0" }?.reasons.allSatisfy {
+            $0.description.hasPrefix("uplink of virbr") && $0.description.contains("(via br0)")
+        } ?? false)
+        XCTAssertEqual(Set(plan.desired?.interfaceSet.elements ?? []), ["virbr0", "virbr1"])
+        XCTAssertEqual(plan.warnings, [])
+    }
+
+    func testAnExactNameWinsOverAPatternAndANewBridgeJoins() throws {
+        var t = host()
+        let intent = Intent(bridges: ["virbr*": BridgeIntent(hwOffload: .off), "virbr1": BridgeIntent(uplinks: ["eth0"])])
+        var plan = try Planner().plan(intent: intent, topology: t.topology)
+        XCTAssertEqual(plan.bridges.map { "\($0.name) \($0.pattern ?? "-") \($0.intent.uplinks)" },
+                       ["virbr1 - [\"eth0\"]", "virbr0 virbr* []"])
+        XCTAssertEqual(intent.key(enabling: "virbr1"), "virbr1")
+        XCTAssertEqual(intent.key(enabling: "virbr9"), "virbr*")
+        XCTAssertNil(intent.key(enabling: "br0"))
+        // A bridge created later that matches is planned with its ports.
+        t.add("virbr9", .bridge)
+        t.add("vnet9", .tun, master: "virbr9")
+        plan = try Planner().plan(intent: intent, topology: t.topology)
+        XCTAssertTrue(plan.desired?.flowtable.devices.contains("vnet9") ?? false)
+    }
+
+    func testAPatternThatMatchesNothingYetIsSaid() throws {
+        let plan = try Planner().plan(intent: Intent(bridges: ["br-*": BridgeIntent()]), topology: host().topology,
+                                      required: ["br-*"])
+        XCTAssertEqual(plan.bridges, [])
+        XCTAssertTrue(plan.warnings.contains { $0.hasPrefix("pattern br-* matches no bridge yet") }, "\(plan.warnings)")
+        XCTAssertTrue(Intent.isPattern("cni[0-9]"))
+        XCTAssertFalse(Intent.isPattern("br0"))
+    }
+}

@@ -5,7 +5,9 @@
 # policy-routing table, a bond; the replies of a TCP flow to a prefix behind
 # a non-default route take the fast path (an observer chain sees only the
 # first packets); under the daemon a route through a new link adds it and
-# its last route's removal takes it out; a bridge that only switches is
+# its last route's removal takes it out, and a pattern ('vbr*') enables a
+# bridge created later with its ports; a CLI in another network namespace
+# is not answered by this one's daemon; a bridge that only switches is
 # reported as layer-2-only. Exits non-zero naming the failed step.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -141,6 +143,23 @@ ip addr del 198.18.77.1/24 dev nl0
 wait_for '! listed nl0' 2 || fail "nl0 stayed after its last route went away: $(ip route show dev nl0)"
 out=$("$FLOWCTL" plan --state-dir "$FLOWCTL_STATE_DIR")
 echo "$out" | grep -q "^# nothing to change" || fail "the daemon's table differs from the plan: $out"
+
+step "a pattern enables every matching bridge, also one created later, with its ports"
+out=$("$FLOWCTL" enable 'vbr*' 2>&1) || fail "enable 'vbr*': $out"
+echo "$out" | grep -q "vbr\* (no bridge matches yet)" || fail "enable does not say the pattern matches nothing yet: $out"
+ip link add vbr7 address 02:00:00:00:00:07 type bridge
+ip link set vbr7 up
+# (No address: with one, br0's traffic would be routed to vbr7's ports,
+# which would then stay as br0's uplinks after the disable.)
+ip link add vp7 type dummy
+ip link set vp7 master vbr7
+ip link set vp7 up
+wait_for 'listed vp7' 2 || fail "the port of a bridge created later that matches 'vbr*' did not join"
+"$FLOWCTL" status | grep -q "vbr7: enabled (pattern vbr\*)" || fail "status does not show vbr7 enabled by the pattern: $("$FLOWCTL" status)"
+"$FLOWCTL" disable 'vbr*' >/dev/null || fail "disable 'vbr*'"
+wait_for '! listed vp7' 2 || fail "vp7 stayed after disable 'vbr*'"
+out=$("$FLOWCTL" enable vbr9 2>&1) && fail "enable of a bridge that does not exist succeeded: $out"
+echo "$out" | grep -q "no such device: vbr9" || fail "an exact name that does not exist is not a one-line error: $out"
 
 step "a CLI in another network namespace is not answered by this one's daemon"
 out=$(ip netns exec stor "$FLOWCTL" enable br0 --state-dir "$work/stor-state" 2>&1) && fail "enable in netns stor succeeded: $out"

@@ -30,12 +30,12 @@ public enum ReevaluationTarget {
         for bridge in bridges {
             guard let link = topology.link(named: bridge) else { throw .noSuchDevice(bridge) }
             guard link.kind == .bridge else { throw .notABridge(bridge, link.kind) }
-            guard intent.bridges[bridge] != nil else { throw .notEnabled(bridge, enabled: enabled) }
+            guard intent.key(enabling: bridge) != nil else { throw .notEnabled(bridge, enabled: enabled) }
         }
         for port in ports {
             guard let link = topology.link(named: port) else { throw .noSuchDevice(port) }
             guard let master = link.masterIndex, let bridge = topology.link(index: master),
-                  intent.bridges[bridge.name] != nil else { throw .notAPort(port, enabled: enabled) }
+                  intent.key(enabling: bridge.name) != nil else { throw .notAPort(port, enabled: enabled) }
         }
         return .requested(bridges: bridges, ports: ports)
     }

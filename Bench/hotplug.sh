@@ -1,6 +1,6 @@
 #!/bin/sh
 # Daemon hotplug benchmark, run INSIDE the lab kernel:
-#   scripts/lab -- Bench/hotplug.sh [PORTS] [SAMPLES]
+#   scripts/lab -- Bench/hotplug.sh [PORTS] [SAMPLES] [ports|routes]
 # A bridge with PORTS ports (default 1000) is enabled under `flowctl daemon`;
 # then SAMPLES times a port is added and removed, and flowctl-kit measures
 # RTM_NEWLINK -> the notification of the daemon's acked nftables commit.
@@ -12,6 +12,13 @@ bin=${FLOWCTL_BIN_DIR:-$here/.build/release}
 [ -x "$bin/flowctl" ] || bin=$here/.build/debug
 ports=${1:-1000}
 samples=${2:-200}
+# routes: each sample is a route through a link without one (it joins and
+# leaves as an uplink); the daemon runs without automatic re-evaluation so
+# that only the device changes are timed.
+mode=${3:-ports}
+daemon_args=
+kit_args=
+if [ "$mode" = routes ]; then daemon_args=--no-automatic-reevaluation; kit_args=--routes; fi
 work=$(mktemp -d /tmp/flowctl-hotplug.XXXXXX)
 ip link add br0 type bridge
 ip link set br0 up
@@ -23,11 +30,11 @@ i=0
 while [ $i -lt "$ports" ]; do echo "link add p$i master br0 up type dummy"; i=$((i + 1)); done > "$work/batch"
 ip -batch "$work/batch"
 "$bin/flowctl" daemon --state-dir "$work/state" --control-socket "$work/sock" --metrics-address "" \
-    --log-level warning 2>"$work/log" &
+    --log-level warning $daemon_args 2>"$work/log" &
 pid=$!
 while [ ! -S "$work/sock" ]; do sleep 0.05; done
 FLOWCTL_CONTROL_SOCKET=$work/sock "$bin/flowctl" enable br0 >/dev/null
-"$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --control-socket "$work/sock" --bridge br0 \
+"$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --control-socket "$work/sock" --bridge br0 $kit_args \
     --samples "$samples" --idle 5
 kill "$pid"
 wait "$pid" 2>/dev/null || true

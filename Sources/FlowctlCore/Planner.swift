@@ -345,22 +345,29 @@ public struct Planner: Sendable {
     /// multipath route. Not IPv6 link-local or multicast routes: every
     /// device has them. Default routes first, then by name. Linear in routes.
     func routedDevices(in topology: Topology) -> [RoutedDevice] {
-        var found: [Int32: (defaults: Int, specific: [String])] = [:]
+        // Per device: default routes, other routes, and the least of those
+        // (for the reason text); updated in place, one pass over the routes.
+        var found: [Int32: (defaults: Int, specific: Int, first: String?)] = [:]
         for route in topology.routes where route.table != Route.localTable && !route.isLinkLocalOrMulticast {
-            for index in Set(route.outputIndices) {
-                var entry = found[index] ?? (0, [])
-                if route.isDefault { entry.defaults += 1 } else { entry.specific.append(route.destination) }
-                found[index] = entry
+            // A multipath route may name a device twice.
+            let indices = route.outputIndices.count > 1 ? Array(Set(route.outputIndices)) : route.outputIndices
+            for index in indices {
+                if route.isDefault {
+                    found[index, default: (0, 0, nil)].defaults += 1
+                    continue
+                }
+                found[index, default: (0, 0, nil)].specific += 1
+                if let first = found[index]!.first, first <= route.destination { continue }
+                found[index]!.first = route.destination
             }
         }
         return found.compactMap { index, entry -> RoutedDevice? in
             guard let link = topology.link(index: index) else { return nil }
             let text: String
             if entry.defaults > 0 {
-                text = "default route" + (entry.specific.isEmpty ? "" : " and \(entry.specific.count) more")
+                text = "default route" + (entry.specific == 0 ? "" : " and \(entry.specific) more")
             } else {
-                let first = entry.specific.min()!
-                text = "route \(first)" + (entry.specific.count > 1 ? " and \(entry.specific.count - 1) more" : "")
+                text = "route \(entry.first!)" + (entry.specific > 1 ? " and \(entry.specific - 1) more" : "")
             }
             return RoutedDevice(link: link, route: text, isDefault: entry.defaults > 0)
         }.sorted { ($0.isDefault ? 0 : 1, $0.link.name) < ($1.isDefault ? 0 : 1, $1.link.name) }

@@ -53,7 +53,7 @@ enum KitHotplug {
     static func run(_ args: [String]) throws {
         guard let pidText = option(args, "--daemon-pid"), let daemonPID = UInt32(pidText),
               let socketPath = option(args, "--control-socket") else {
-            throw KitError.usage("hotplug-bench --daemon-pid PID --control-socket PATH [--bridge br0] [--samples 200] [--idle 5]")
+            throw KitError.usage("hotplug-bench --daemon-pid PID --control-socket PATH [--bridge br0] [--samples 200] [--idle 5] [--routes]")
         }
         let bridge = option(args, "--bridge") ?? "br0"
         let samples = Int(option(args, "--samples") ?? "200") ?? 200
@@ -66,18 +66,32 @@ enum KitHotplug {
         }
         let ports = try devices().count
 
+        // --routes: each sample is a route through a link that has none yet
+        // (it joins as an uplink) and its removal (it leaves).
+        let routes = args.contains("--routes")
+        if routes { try ip(["link", "add", "rtb0", "up", "type", "dummy"]) }
         var wall: [Double] = []
         var missed = 0, stale = 0
         for sample in 0..<samples {
-            let name = "hpb\(sample)"
+            let name = routes ? "rtb0" : "hpb\(sample)"
+            let prefix = "198.18.201.\(sample % 250)/32"
             let started = ContinuousClock.now
-            try ip(["link", "add", name, "master", bridge, "up", "type", "dummy"])
+            if routes {
+                try ip(["route", "add", prefix, "dev", "rtb0"])
+            } else {
+                try ip(["link", "add", name, "master", bridge, "up", "type", "dummy"])
+            }
             if let seen = try waitForCommit(rules, daemonPID: daemonPID, within: .seconds(2)) {
                 wall.append(microseconds(seen - started))
             }
             if !(try devices().contains(name)) { missed += 1 }
-            try ip(["link", "del", name])
-            _ = try waitForCommit(rules, daemonPID: daemonPID, within: .milliseconds(20))
+            if routes {
+                try ip(["route", "del", prefix, "dev", "rtb0"])
+                _ = try waitForCommit(rules, daemonPID: daemonPID, within: .milliseconds(200))
+            } else {
+                try ip(["link", "del", name])
+                _ = try waitForCommit(rules, daemonPID: daemonPID, within: .milliseconds(20))
+            }
             if try devices().contains(name) { stale += 1 }
         }
 

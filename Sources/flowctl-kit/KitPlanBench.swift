@@ -1,18 +1,25 @@
 import FlowctlCore
 import Foundation
 
-/// `flowctl-kit plan-bench [PORTS] [ROUNDS]`: CPU cost of one daemon pass's
-/// pure part (topology update, plan, diff) on a bridge with PORTS ports.
+/// `flowctl-kit plan-bench [PORTS] [ROUNDS] [ROUTES]`: CPU cost of one daemon
+/// pass's pure part (topology update, plan, diff) on a bridge with PORTS
+/// ports and ROUTES extra /32 routes (a routed host with one per VM) over 4 uplinks.
 /// Prints microseconds per round for each step; reports, does not judge.
 enum KitPlanBench {
     static func run(_ args: [String]) throws {
         let ports = args.first.flatMap(Int.init) ?? 1000
         let rounds = args.dropFirst().first.flatMap(Int.init) ?? 200
+        let extraRoutes = args.dropFirst(2).first.flatMap(Int.init) ?? 0
         var links = [Link(index: 1, name: "lo", kind: .loopback), Link(index: 2, name: "eth0", kind: .physical),
                      Link(index: 3, name: "br0", kind: .bridge)]
+        for i in 0..<4 { links.append(Link(index: Int32(4 + i), name: "up\(i)", kind: .physical)) }
         for i in 0..<ports { links.append(Link(index: Int32(10 + i), name: "p\(i)", kind: .tun, masterIndex: 3)) }
-        var topology = Topology(links: links, routes: [
-            Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])])
+        var routes = [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [2])]
+        for i in 0..<extraRoutes {
+            routes.append(Route(family: .ipv4, destination: "198.18.\(i / 250).\(i % 250)/32", prefixLength: 32,
+                                outputIndices: [Int32(4 + i % 4)]))
+        }
+        var topology = Topology(links: links, routes: routes)
         let intent = Intent(bridges: ["br0": BridgeIntent()])
         let planner = Planner(), differ = Differ()
         let base = try planner.plan(intent: intent, topology: topology).desired!
@@ -36,6 +43,6 @@ enum KitPlanBench {
             topology.apply(.linkRemoved(index: link.index, name: link.name))
         }
         func us(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.attoseconds) / 1e12 / Double(rounds) + Double(d.components.seconds) * 1e6 / Double(rounds)) }
-        print("ports \(ports): topology.apply \(us(apply)) us, plan \(us(plan)) us, diff \(us(diff)) us per round")
+        print("ports \(ports), routes \(routes.count): topology.apply \(us(apply)) us, plan \(us(plan)) us, diff \(us(diff)) us per round")
     }
 }

@@ -20,8 +20,8 @@
 #       back restores the flow;
 #   (5) vm1's MAC moved to another port (vnet3): traffic to vm1's address
 #       follows the bridge's FDB instead of the cached port;
-#   (6) a storm of 100 foreign commits in about 2 s costs at most 10
-#       re-evaluations and leaves the flows offloaded afterwards;
+#   (6) a storm of 100 foreign commits (about 2 s) costs at most one
+#       re-evaluation per 250 ms and leaves the flows offloaded afterwards;
 #   (7) status shows the last re-evaluation; metrics count them by cause.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -170,8 +170,11 @@ after=$(reevaluations)
 sleep 0.5
 final=$(reevaluations)
 echo "storm of 100 commits took $storm_ms ms; re-evaluations: $before before, $after right after the storm, $final 0.5 s later"
-[ "$storm_ms" -le 4000 ] || fail "the storm took $storm_ms ms, not about 2 s: too slow to test coalescing"
-[ $((final - before)) -le 10 ] || fail "the storm cost $((final - before)) re-evaluations (at most 10)"
+# At most one re-evaluation per 250 ms interval, and one trailing: the bound
+# follows the storm's own duration (a slow lab stretches it), never time.
+allowed=$((storm_ms / 250 + 2))
+[ $((final - before)) -le "$allowed" ] || fail "the storm of $storm_ms ms cost $((final - before)) re-evaluations (at most one per 250 ms: $allowed)"
+[ $((final - before)) -le 25 ] || fail "the storm of 100 commits cost $((final - before)) re-evaluations: they were not coalesced"
 [ $((final - before)) -ge 1 ] || fail "the storm caused no re-evaluation"
 wait_for 'offloaded 7001' 1 || fail "flow B is not offloaded 1 s after the storm"
 flowing 7001 || fail "flow B does not flow after the storm"

@@ -10,8 +10,7 @@
 # It reports; it does not judge.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${FLOWCTL_BIN_DIR:-$here/.build/release}
-[ -x "$bin/flowctl" ] || bin=$here/.build/debug
+. "$here/Bench/lib.sh"
 ports=${1:-1000}
 events=${2:-2000}
 rate=${3:-100}

@@ -8,8 +8,7 @@
 # ticks over 5 idle seconds. Prints JSON; it reports, it does not judge.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${FLOWCTL_BIN_DIR:-$here/.build/release}
-[ -x "$bin/flowctl" ] || bin=$here/.build/debug
+. "$here/Bench/lib.sh"
 ports=${1:-1000}
 samples=${2:-200}
 # routes: each sample is a route through a link without one (it joins and
@@ -20,20 +19,7 @@ daemon_args=
 kit_args=
 if [ "$mode" = routes ]; then daemon_args=--no-automatic-reevaluation; kit_args=--routes; fi
 work=$(mktemp -d /tmp/flowctl-hotplug.XXXXXX)
-ip link add br0 type bridge
-ip link set br0 up
-ip link add up0 type dummy
-ip link set up0 up
-ip addr add 198.18.40.1/24 dev up0
-ip route add default via 198.18.40.2 dev up0
-i=0
-while [ $i -lt "$ports" ]; do echo "link add p$i master br0 up type dummy"; i=$((i + 1)); done > "$work/batch"
-ip -batch "$work/batch"
-"$bin/flowctl" daemon --state-dir "$work/state" --control-socket "$work/sock" --metrics-address "" \
-    --log-level warning $daemon_args 2>"$work/log" &
-pid=$!
-while [ ! -S "$work/sock" ]; do sleep 0.05; done
-FLOWCTL_CONTROL_SOCKET=$work/sock "$bin/flowctl" enable br0 >/dev/null
+bench_daemon "$work" "$ports" $daemon_args
 "$bin/flowctl-kit" hotplug-bench --daemon-pid "$pid" --control-socket "$work/sock" --bridge br0 $kit_args \
     --samples "$samples" --idle 5
 kill "$pid"

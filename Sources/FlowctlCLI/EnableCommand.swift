@@ -23,22 +23,30 @@ struct EnableCommand: ParsableCommand {
         "An uplink device (repeatable). Default: the devices of the default routes.", valueName: "dev"))
     var uplinks: [String] = []
 
+    @Option(name: .customLong("exclude-uplink"), help: ArgumentHelp(
+        "A device (or pattern, 'wg*') the routes lead to that must not be an uplink (repeatable).", valueName: "dev"))
+    var excludedUplinks: [String] = []
+
     @Option(name: .customLong("hw-offload"), help: "Hardware offload: auto, on or off.")
     var hwOffload: HWOffloadMode = .auto
 
     @OptionGroup var state: StateOptions
 
     func validate() throws {
-        do { try BridgeIntent(uplinks: uplinks, hwOffload: hwOffload).validate(bridge: bridge) } catch {
+        do {
+            try BridgeIntent(uplinks: uplinks, hwOffload: hwOffload, excludedUplinks: excludedUplinks)
+                .validate(bridge: bridge)
+        } catch {
             throw ValidationError(error.description)
         }
     }
 
     func run() throws {
         try guarded {
-            let options = BridgeIntent(uplinks: uplinks, hwOffload: hwOffload)
-            if let response = try state.daemon(ControlRequest(command: .enable, bridge: bridge, uplinks: uplinks,
-                                                              hwOffload: hwOffload)),
+            let options = BridgeIntent(uplinks: uplinks, hwOffload: hwOffload, excludedUplinks: excludedUplinks)
+            var request = ControlRequest(command: .enable, bridge: bridge, uplinks: uplinks, hwOffload: hwOffload)
+            request.excludedUplinks = excludedUplinks
+            if let response = try state.daemon(request),
                let outcome = response.outcome
             {
                 say("\(Report.enabled(bridge, in: outcome.plan)): fast path on (through the daemon)" + (outcome.plan.offload.map { ", \($0)" } ?? ""))

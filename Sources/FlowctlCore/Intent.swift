@@ -15,13 +15,33 @@ public enum HWOffloadMode: String, Hashable, Sendable, Codable, CaseIterable {
 }
 
 public struct BridgeIntent: Hashable, Sendable, Codable {
-    /// Uplink devices named with `--uplink`; empty means "follow the default routes".
+    /// Uplink devices named with `--uplink`; empty means "follow the routes".
     public var uplinks: [String]
     public var hwOffload: HWOffloadMode
+    /// Names or patterns (`--exclude-uplink 'wg*'`) of devices the routes
+    /// lead to that must not be uplinks (a device whose traffic must keep
+    /// the slow path, say).
+    public var excludedUplinks: [String]
 
-    public init(uplinks: [String] = [], hwOffload: HWOffloadMode = .auto) {
+    public init(uplinks: [String] = [], hwOffload: HWOffloadMode = .auto, excludedUplinks: [String] = []) {
         self.uplinks = uplinks
         self.hwOffload = hwOffload
+        self.excludedUplinks = excludedUplinks
+    }
+
+    enum CodingKeys: String, CodingKey { case uplinks, hwOffload, excludedUplinks }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        uplinks = try container.decode([String].self, forKey: .uplinks)
+        hwOffload = try container.decode(HWOffloadMode.self, forKey: .hwOffload)
+        // Absent from state files written before it existed.
+        excludedUplinks = try container.decodeIfPresent([String].self, forKey: .excludedUplinks) ?? []
+    }
+
+    /// Whether `device` is excluded from the uplinks.
+    public func excludes(_ device: String) -> Bool {
+        excludedUplinks.contains { $0 == device || (Intent.isPattern($0) && Intent.matches($0, device)) }
     }
 }
 
@@ -87,6 +107,12 @@ extension BridgeIntent {
         }
         if uplinks.count > Self.maxUplinks {
             throw IntentValidationError("\(uplinks.count) uplinks; at most \(Self.maxUplinks) per bridge")
+        }
+        for excluded in excludedUplinks where !Planner.isValidInterfaceName(excluded) {
+            throw IntentValidationError("excluded uplink \(excluded.debugDescription) is not a valid interface name or pattern")
+        }
+        if excludedUplinks.count > Self.maxUplinks {
+            throw IntentValidationError("\(excludedUplinks.count) excluded uplinks; at most \(Self.maxUplinks) per bridge")
         }
     }
 }

@@ -273,12 +273,14 @@ public struct Planner: Sendable {
         let routeOf = Dictionary(routed.map { ($0.link.index, $0.route) }, uniquingKeysWith: { first, _ in first })
         var uplinks: [String] = []
         // The host's own address on this very bridge: its ports are already listed.
-        for uplink in uplinkDevices where !scopeIndices.contains(uplink.index) && uplink.kind != .loopback {
+        for uplink in uplinkDevices where !scopeIndices.contains(uplink.index) && uplink.kind != .loopback
+            && (configured || !options.excludes(uplink.name))
+        {
             let real = realDevices(of: uplink, in: topology)
             if real.isEmpty && (configured || routed.contains { $0.link.index == uplink.index && $0.isDefault }) {
                 warnings.append("uplink \(uplink.name) of \(name) has no real device under it yet")
             }
-            for device in real {
+            for device in real where configured || !options.excludes(device.name) {
                 uplinks.append(device.name)
                 reasons.append((device.name, .uplink(bridge: name, via: device.index == uplink.index ? nil : uplink.name,
                                                       configured: configured,

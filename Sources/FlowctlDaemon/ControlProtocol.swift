@@ -25,6 +25,8 @@ public struct ControlRequest: Codable, Sendable, Hashable {
     /// `reevaluate`: enabled bridges and ports of enabled bridges (none: all).
     public var bridges: [String]?
     public var ports: [String]?
+    /// `enable`: devices (or patterns) the routes lead to that are not uplinks.
+    public var excludedUplinks: [String]?
     /// The client's network namespace ("net:[4026531840]"): a daemon that
     /// serves another one refuses (a socket path reaches across namespaces).
     public var networkNamespace: String?

@@ -188,7 +188,8 @@ public final class DaemonLoop: @unchecked Sendable {
                 guard let bridge = request.bridge else {
                     return ControlResponse(ok: false, error: "enable: a bridge name is required")
                 }
-                let options = BridgeIntent(uplinks: request.uplinks ?? [], hwOffload: request.hwOffload ?? .auto)
+                let options = BridgeIntent(uplinks: request.uplinks ?? [], hwOffload: request.hwOffload ?? .auto,
+                                           excludedUplinks: request.excludedUplinks ?? [])
                 do { try options.validate(bridge: bridge) } catch {
                     return ControlResponse(ok: false, error: "enable: \(error)")
                 }

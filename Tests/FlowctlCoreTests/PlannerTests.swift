@@ -1,3 +1,4 @@
+import Foundation
 import FlowctlCore
 import XCTest
 
@@ -429,6 +430,21 @@ final class RoutedUplinkTests: XCTestCase {
         t.add("br1.10", .vlan, lower: "br1", vlan: 10)
         t.route("198.18.51.0/24", via: "br1.10")
         XCTAssertEqual(try planner.plan(intent: enable("br1"), topology: t.topology).bridges.first?.layer2Only, false)
+    }
+
+    func testExcludedUplinksAreLeftOut() throws {
+        var t = host()
+        t.defaultRoute(via: "eth0")
+        t.route("198.18.99.0/24", via: "stor0")
+        t.add("wg0", .other("wireguard"))
+        t.route("198.18.95.0/24", via: "wg0")
+        let options = BridgeIntent(excludedUplinks: ["stor0", "wg*"])
+        let plan = try planner.plan(intent: Intent(bridges: ["br0": options]), topology: t.topology)
+        XCTAssertEqual(plan.desired?.flowtable.devices, ["eth0", "vnet0"])
+        // Old state files have no such key.
+        let old = try JSONDecoder().decode(BridgeIntent.self, from: Data(#"{"uplinks":[],"hwOffload":"auto"}"#.utf8))
+        XCTAssertEqual(old.excludedUplinks, [])
+        XCTAssertThrowsError(try BridgeIntent(excludedUplinks: ["a/b"]).validate(bridge: "br0"))
     }
 
     /// Planning stays linear in routes: a routed host with a /32 per VM.

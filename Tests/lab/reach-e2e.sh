@@ -129,6 +129,11 @@ ip route add 198.18.97.0/24 via 198.18.76.2 dev bondx
 listed bondx || fail "bondx is not listed"
 listed bm0 && fail "the bond's member bm0 is listed instead of the bond"
 
+step "--exclude-uplink keeps devices the routes lead to out (names and patterns)"
+"$FLOWCTL" enable br0 --exclude-uplink 'ecmp*' --exclude-uplink bondx >/dev/null || fail "enable --exclude-uplink"
+listed ecmp1 || listed ecmp2 || listed bondx && fail "excluded uplinks are listed: $(ft_devices | tr '\n' ' ')"
+listed stor0 || fail "stor0 left with the exclusions"
+
 step "under the daemon: a route through a new link adds it, its last route's removal takes it out"
 "$FLOWCTL" daemon --state-dir "$FLOWCTL_STATE_DIR" --control-socket "$FLOWCTL_CONTROL_SOCKET" --metrics-address "" >>"$log" 2>&1 &
 daemon_pid=$!

@@ -1,6 +1,9 @@
 /// The two kernel edges as protocols, so orchestration is testable with the
 /// fakes in FlowctlTesting. FlowctlLinux implements them with libnl-route-3
 /// and libnftnl/libmnl.
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An error the kernel (or a netlink library) returned.
 public struct KernelError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -35,6 +38,12 @@ public struct KernelError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let ERESTART: Int32 = 85
 
     public var isPermission: Bool { errno == Self.EPERM || errno == Self.EACCES }
+
+    /// A system call that failed with `code`, in the system's words: the one
+    /// way every layer turns an errno into an error.
+    public static func system(_ operation: String, _ code: Int32, hint: String? = nil) -> KernelError {
+        KernelError(operation: operation, errno: code, reason: String(cString: strerror(code)), hint: hint)
+    }
 }
 
 /// A failed batch: which step the kernel refused.

@@ -112,7 +112,7 @@ public enum ControlClient {
     {
         let fd: Int32
         do { fd = try UnixSocket.connect(address) } catch {
-            switch error.code {
+            switch error.errno {
             case EACCES, EPERM: throw ControlClientError.refused("no permission on \(address) (root or the daemon's control group)")
             default: return nil   // ENOENT, ECONNREFUSED, ENOTDIR: no daemon there
             }

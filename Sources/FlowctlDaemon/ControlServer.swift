@@ -21,11 +21,9 @@ public final class ControlServer: Sendable {
     let listeners: [Int32]
 
     public enum SetupError: Error, CustomStringConvertible {
-        case system(String, Int32)
         case alreadyRunning(String)
         public var description: String {
             switch self {
-            case .system(let what, let code): "\(what): \(String(cString: strerror(code)))"
             case .alreadyRunning(let text): text
             }
         }
@@ -35,7 +33,7 @@ public final class ControlServer: Sendable {
         self.path = path
         self.logger = logger
         if let group {
-            guard let entry = getgrnam(group) else { throw SetupError.system("control group \(group)", ENOENT) }
+            guard let entry = getgrnam(group) else { throw KernelError.system("control group \(group)", ENOENT) }
             allowedGroup = entry.pointee.gr_gid
         } else {
             allowedGroup = nil
@@ -51,7 +49,7 @@ public final class ControlServer: Sendable {
         // The namespace's address: taken means another daemon runs here.
         let abstract: Int32
         do { abstract = try UnixSocket.listen(.daemon) } catch {
-            guard error.code == EADDRINUSE else { throw SetupError.system(error.operation, error.code) }
+            guard error.errno == EADDRINUSE else { throw error }
             let running = try? ControlClient.send(ControlRequest(command: .status), to: .daemon, timeoutSeconds: 2)
             throw SetupError.alreadyRunning("another flowctl daemon runs in this network namespace"
                 + (running?.daemon.map { " (\($0.summary))" } ?? " (it does not answer on \(UnixSocketAddress.daemon))"))
@@ -66,7 +64,7 @@ public final class ControlServer: Sendable {
         do { fd = try UnixSocket.listen(.path(staging)) } catch {
             umask(previousMask)
             close(abstract)
-            throw SetupError.system(error.operation, error.code)
+            throw error
         }
         umask(previousMask)
         if let allowedGroup { chown(staging, getuid(), allowedGroup) }
@@ -108,7 +106,7 @@ public final class ControlServer: Sendable {
         limits.maxRequestBytes = ControlProtocol.maxRequestBytes
         let server = ConnectionServer(name: "flowctl-control", listeners: listeners, limits: limits,
                                       handlers: handlers, logger: logger)
-        guard rename(path + ".starting", path) == 0 else { throw SetupError.system("publish \(path)", errno) }
+        guard rename(path + ".starting", path) == 0 else { throw KernelError.system("publish \(path)", errno) }
         server.start()
         return server
     }

@@ -1,3 +1,4 @@
+import FlowctlCore
 import CFlowctlNet
 import Foundation
 import Glibc
@@ -14,7 +15,7 @@ public final class HostWriterLock: Sendable {
 
     public enum Failure: Error, CustomStringConvertible {
         case held(by: String)
-        case system(SocketError)
+        case system(KernelError)
         public var description: String {
             switch self {
             case .held(let holder): "another flowctl process is changing this host's fast path (\(holder)); one writer at a time"
@@ -35,7 +36,7 @@ public final class HostWriterLock: Sendable {
             do {
                 return HostWriterLock(fd: try UnixSocket.listen(.writer, backlog: 0))
             } catch {
-                guard error.code == EADDRINUSE else { throw .system(error) }
+                guard error.errno == EADDRINUSE else { throw .system(error) }
             }
             if ContinuousClock.now >= deadline { throw .held(by: holder() ?? "it does not say who") }
             usleep(20_000)

@@ -1,3 +1,4 @@
+import FlowctlCore
 import Foundation
 import Glibc
 import Logging
@@ -14,11 +15,9 @@ public final class MetricsServer: Sendable {
 
     public enum SetupError: Error, CustomStringConvertible {
         case address(String)
-        case system(String, Int32)
         public var description: String {
             switch self {
             case .address(let text): "invalid metrics address \(text) (expected HOST:PORT, e.g. 127.0.0.1:9464)"
-            case .system(let what, let code): "\(what): \(String(cString: strerror(code)))"
             }
         }
     }
@@ -38,13 +37,13 @@ public final class MetricsServer: Sendable {
         }
         defer { freeaddrinfo(result) }
         let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SetupError.system("metrics socket", errno) }
+        guard fd >= 0 else { throw KernelError.system("metrics socket", errno) }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, SOMAXCONN) == 0 else {
             let code = errno
             close(fd)
-            throw SetupError.system("listen on \(address)", code)
+            throw KernelError.system("listen on \(address)", code)
         }
         var limits = ConnectionServer.Limits()
         limits.maxConnections = 64

@@ -1,3 +1,4 @@
+import FlowctlCore
 import Foundation
 import Glibc
 
@@ -44,49 +45,38 @@ public enum UnixSocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A system call that failed: what was done and errno.
-public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var code: Int32
-    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
-}
-
 public enum UnixSocket {
     /// A bound, listening, non-blocking, close-on-exec socket.
-    public static func listen(_ address: UnixSocketAddress, backlog: Int32 = SOMAXCONN) throws(SocketError) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SocketError(operation: "socket for \(address)", code: errno) }
-        guard let bound = address.withSockaddr({ bind(fd, $0, $1) }) else {
-            close(fd)
-            throw SocketError(operation: "socket address \(address)", code: ENAMETOOLONG)
+    public static func listen(_ address: UnixSocketAddress, backlog: Int32 = SOMAXCONN) throws(KernelError) -> Int32 {
+        try open(address, nonBlocking: true) { fd, sockaddr, length in
+            if bind(fd, sockaddr, length) != 0 { return "bind \(address)" }
+            return Glibc.listen(fd, backlog) == 0 ? nil : "listen on \(address)"
         }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw SocketError(operation: "bind \(address)", code: code)
-        }
-        guard Glibc.listen(fd, backlog) == 0 else {
-            let code = errno
-            close(fd)
-            throw SocketError(operation: "listen on \(address)", code: code)
-        }
-        return fd
     }
 
     /// A connected, close-on-exec socket, or the connect error. `nonBlocking`:
     /// a listener with a full backlog is EAGAIN, not a wait.
-    public static func connect(_ address: UnixSocketAddress, nonBlocking: Bool = false) throws(SocketError) -> Int32 {
+    public static func connect(_ address: UnixSocketAddress, nonBlocking: Bool = false) throws(KernelError) -> Int32 {
+        try open(address, nonBlocking: nonBlocking) { fd, sockaddr, length in
+            Glibc.connect(fd, sockaddr, length) == 0 ? nil : "connect to \(address)"
+        }
+    }
+
+    /// A new stream socket on which `setUp` succeeds (returns nil), or the
+    /// error of the step it names, the socket closed.
+    private static func open(_ address: UnixSocketAddress, nonBlocking: Bool,
+                             _ setUp: (Int32, UnsafePointer<sockaddr>, socklen_t) -> String?) throws(KernelError) -> Int32 {
         let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
         let fd = socket(AF_UNIX, flags, 0)
-        guard fd >= 0 else { throw SocketError(operation: "socket for \(address)", code: errno) }
-        guard let connected = address.withSockaddr({ Glibc.connect(fd, $0, $1) }) else {
+        guard fd >= 0 else { throw KernelError.system("socket for \(address)", errno) }
+        guard let failed = address.withSockaddr({ setUp(fd, $0, $1) }) else {
             close(fd)
-            throw SocketError(operation: "socket address \(address)", code: ENAMETOOLONG)
+            throw KernelError.system("socket address \(address)", ENAMETOOLONG)
         }
-        guard connected == 0 else {
+        if let operation = failed {
             let code = errno
             close(fd)
-            throw SocketError(operation: "connect to \(address)", code: code)
+            throw KernelError.system(operation, code)
         }
         return fd
     }

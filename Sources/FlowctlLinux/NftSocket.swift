@@ -69,9 +69,6 @@ struct NetlinkReply {
     }
 }
 
-func systemError(_ operation: String, _ code: Int32, hint: String? = nil) -> KernelError {
-    KernelError(operation: operation, errno: code, reason: String(cString: strerror(code)), hint: hint)
-}
 
 /// A NETLINK_NETFILTER socket through libmnl, used for one operation and
 /// closed. Every request carries a fresh sequence number; replies are
@@ -85,12 +82,12 @@ final class NetfilterSocket {
     /// `groups`: a bitmask of multicast groups to join (bit n-1 for group n).
     init(operation: String, groups: UInt32 = 0) throws {
         guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
-            throw systemError(operation + ": open netlink socket", errno)
+            throw KernelError.system(operation + ": open netlink socket", errno)
         }
         guard mnl_socket_bind(nl, groups, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
             let code = errno
             mnl_socket_close(nl)
-            throw systemError(operation + ": bind netlink socket", code)
+            throw KernelError.system(operation + ": bind netlink socket", code)
         }
         self.nl = nl
         portID = mnl_socket_get_portid(nl)
@@ -112,7 +109,7 @@ final class NetfilterSocket {
         let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
         if count < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
-            throw systemError(operation, errno)
+            throw KernelError.system(operation, errno)
         }
         return buffer.withUnsafeBytes { NetlinkReply.split(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
@@ -136,7 +133,7 @@ final class NetfilterSocket {
 
     func send(_ bytes: UnsafeRawBufferPointer, operation: String) throws {
         let sent = mnl_socket_sendto(nl, bytes.baseAddress, bytes.count)
-        guard sent == bytes.count else { throw systemError(operation, sent < 0 ? errno : EMSGSIZE) }
+        guard sent == bytes.count else { throw KernelError.system(operation, sent < 0 ? errno : EMSGSIZE) }
     }
 
     /// Sends several buffers as one datagram (a batch spanning pages).
@@ -154,7 +151,7 @@ final class NetfilterSocket {
                 return sendmsg(fd, &message, 0)
             }
         }
-        guard sent == total else { throw systemError(operation, sent < 0 ? errno : EMSGSIZE) }
+        guard sent == total else { throw KernelError.system(operation, sent < 0 ? errno : EMSGSIZE) }
     }
 
     /// Waits up to `timeoutMs` (0: only what is already queued) and returns
@@ -165,14 +162,14 @@ final class NetfilterSocket {
             let ready = poll(&poller, 1, timeoutMs)
             if ready < 0 {
                 if errno == EINTR { continue }
-                throw systemError(operation, errno)
+                throw KernelError.system(operation, errno)
             }
             if ready == 0 { return nil }
             break
         }
         let count = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(nl, $0.baseAddress, $0.count) }
         guard count >= 0 else {
-            throw systemError(operation, errno,
+            throw KernelError.system(operation, errno,
                               hint: errno == ENOBUFS ? "netlink replies were lost; try again" : nil)
         }
         return buffer.withUnsafeBytes { NetlinkReply.split(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
@@ -188,11 +185,11 @@ final class NetfilterSocket {
         var collected: [NetlinkReply] = []
         while true {
             guard let replies = try receive(timeoutMs: 5000, operation: operation) else {
-                throw systemError(operation, ETIMEDOUT, hint: "the kernel did not answer within 5 s")
+                throw KernelError.system(operation, ETIMEDOUT, hint: "the kernel did not answer within 5 s")
             }
             for reply in replies where reply.seq == seq {
                 if reply.flags & NetlinkReply.NLM_F_DUMP_INTR != 0 {
-                    throw systemError(operation, EINTR, hint: "the ruleset changed during the dump")
+                    throw KernelError.system(operation, EINTR, hint: "the ruleset changed during the dump")
                 }
                 switch reply.type {
                 case NetlinkReply.NLMSG_DONE:

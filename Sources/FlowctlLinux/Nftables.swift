@@ -17,7 +17,7 @@ public struct NftablesBackend: RulesetBackend {
         let replies = try request(socket, type: NftConst.msg(NFT_MSG_GETGEN), family: 0, dump: false,
                                   operation: operation) { _ in }
         guard let reply = replies.first, let id = NftParse.generation(reply) else {
-            throw systemError(operation, EPROTO)
+            throw KernelError.system(operation, EPROTO)
         }
         return id
     }
@@ -51,7 +51,7 @@ public struct NftablesBackend: RulesetBackend {
             return nil
         }
         guard let tableReply = tableReplies.first, let parsed = NftParse.table(tableReply) else {
-            throw systemError(what, EPROTO)
+            throw KernelError.system(what, EPROTO)
         }
         var table = KernelTable(ref: ref, flags: parsed.flags, comment: parsed.comment)
 
@@ -214,7 +214,7 @@ public struct NftablesBackend: RulesetBackend {
             throw BatchError(change: step.map { batch.changes[$0] }, command: step.map { commands[$0] }, error: error)
         }
         if answered != expected {
-            throw BatchError(change: nil, command: nil, error: systemError(
+            throw BatchError(change: nil, command: nil, error: KernelError.system(
                 operation, ETIMEDOUT, hint: "the kernel acknowledged \(answered.count) of \(expected.count) messages"))
         }
     }

@@ -46,7 +46,7 @@ final class RouteSocket {
     init(operation: String) throws {
         self.operation = operation
         guard let socket = nl_socket_alloc() else {
-            throw KernelError(operation: operation, errno: ENOMEM, reason: String(cString: strerror(ENOMEM)))
+            throw KernelError.system(operation, ENOMEM)
         }
         let connected = nl_connect(socket, NETLINK_ROUTE)
         guard connected == 0 else {

@@ -5,22 +5,8 @@
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/Tests/lab/lib.sh"
-FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
-work=$(mktemp -d /tmp/flowctl-daemon.XXXXXX)
-state=$work/state
-sock=$work/control.sock
-log=$work/daemon.log
-export FLOWCTL_CONTROL_SOCKET=$sock FLOWCTL_STATE_DIR=$state
-daemon_pid=
+daemon_workspace daemon
 
-fail() {
-    echo "FAIL [$current_step]: $*" >&2
-    echo "--- daemon log (tail)" >&2
-    tail -n 40 "$log" >&2 2>/dev/null || true
-    echo "--- ruleset" >&2
-    nft list ruleset >&2 || true
-    exit 1
-}
 
 start_daemon() {
     "$FLOWCTL" daemon --state-dir "$state" --control-socket "$sock" --metrics-address 127.0.0.1:9464 \

@@ -7,23 +7,9 @@
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/Tests/lab/lib.sh"
-FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
-work=$(mktemp -d /tmp/flowctl-hardening.XXXXXX)
-state=$work/state
-sock=$work/control.sock
-log=$work/daemon.log
-export FLOWCTL_CONTROL_SOCKET=$sock FLOWCTL_STATE_DIR=$state
-daemon_pid=
+daemon_workspace hardening
 helpers=
 
-fail() {
-    echo "FAIL [$current_step]: $*" >&2
-    echo "--- daemon log (tail)" >&2
-    tail -n 40 "$log" >&2 2>/dev/null || true
-    echo "--- ruleset" >&2
-    nft list ruleset >&2 || true
-    exit 1
-}
 cleanup() {
     for p in $helpers; do kill "$p" 2>/dev/null || true; done
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true

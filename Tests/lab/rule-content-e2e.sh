@@ -8,15 +8,9 @@
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/Tests/lab/lib.sh"
-FLOWCTL=${FLOWCTL:-$here/.build/debug/flowctl}
-work=$(mktemp -d /tmp/flowctl-rule-content.XXXXXX)
-state=$work/state
-sock=$work/control.sock
-log=$work/daemon.log
-export FLOWCTL_CONTROL_SOCKET=$sock FLOWCTL_STATE_DIR=$state
-daemon_pid=
-current_step=start
+daemon_workspace rule-content
 
+# Its diagnostics: flowctl's chain with handles, not the whole ruleset.
 fail() {
     echo "FAIL [$current_step]: $*" >&2
     echo "--- daemon log (tail)" >&2

@@ -176,12 +176,17 @@ public final class DaemonLoop: @unchecked Sendable {
 
     // MARK: Control requests
 
+    /// A client in another network namespace (a socket path reaches across
+    /// them) is not this daemon's host.
+    func namespaceRefusal(_ request: ControlRequest) -> ControlResponse? {
+        guard let theirs = request.networkNamespace, let ours = networkNamespace, theirs != ours else { return nil }
+        var refusal = ControlResponse(ok: false, error: "this daemon serves network namespace \(ours), not \(theirs)")
+        refusal.servesNetworkNamespace = ours
+        return refusal
+    }
+
     func handle(_ request: ControlRequest) -> ControlResponse {
-        if let theirs = request.networkNamespace, let ours = networkNamespace, theirs != ours {
-            var refusal = ControlResponse(ok: false, error: "this daemon serves network namespace \(ours), not \(theirs)")
-            refusal.servesNetworkNamespace = ours
-            return refusal
-        }
+        if let refusal = namespaceRefusal(request) { return refusal }
         do {
             switch request.command {
             case .enable:
@@ -243,6 +248,8 @@ public final class DaemonLoop: @unchecked Sendable {
     static let statusReuse = Duration.milliseconds(100)
 
     func statusAnswer(_ request: ControlRequest) -> Data {
+        // Refused before the cache: a shared answer is for this namespace only.
+        if let refusal = namespaceRefusal(request) { return ControlServer.encode(refusal) }
         let now = ContinuousClock.now
         if let cache = statusCache, now - cache.made < Self.statusReuse,
            cache.events == engine.statistics.events, cache.batches == engine.statistics.batches {

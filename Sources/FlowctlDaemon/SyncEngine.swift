@@ -21,8 +21,7 @@ public final class SyncEngine {
         /// Coherence: re-evaluations of offloaded flows, and the last one.
         public var reevaluations = 0
         public var lastReevaluation: ReevaluationRecord?
-        /// Route-only re-reads (a default route or a link carrying routes
-        /// changed), devices found gone when the kernel refused a batch, and
+        /// Route-only re-reads (a route or a link carrying routes changed), devices found gone when the kernel refused a batch, and
         /// passes that asked for hardware offload, were refused and fell back
         /// to software. Optional: absent from older daemons' answers.
         public var routeReads: Int?
@@ -140,8 +139,8 @@ public final class SyncEngine {
                 }
                 scheduler.note(causes, at: instant)
             }
-            // Only links, default routes and lost events can change the plan;
-            // the rest matters to the coherence watch alone.
+            // Only links, routes and lost events can change the plan; the
+            // rest matters to the coherence watch alone.
             switch event {
             case .link, .linkRemoved:
                 metrics.events(kind: "link")
@@ -258,14 +257,9 @@ public final class SyncEngine {
         markPending(at: instant)
         var onlyOwn = false
         if let seen = seenGeneration, let current = try? backend.generation() {
-            var generation = seen
-            onlyOwn = true
-            var steps = 0
-            while generation != current && onlyOwn {
-                generation = generation &+ 1
-                steps += 1
-                onlyOwn = ownGenerations.contains(generation) && steps <= ownGenerations.count
-            }
+            let missed = current &- seen
+            onlyOwn = missed <= UInt32(ownGenerations.count)
+                && (0..<missed).allSatisfy { ownGenerations.contains(seen &+ $0 &+ 1) }
             if onlyOwn { seenGeneration = current }
         }
         if onlyOwn {

@@ -124,14 +124,52 @@ public struct Route: Hashable, Sendable, Codable {
     public var table: UInt32
     /// Output devices of all next hops (several for multipath).
     public var outputIndices: [Int32]
+    /// RTA_PRIORITY (the metric) and the TOS: with the table and the
+    /// destination, what the kernel tells routes apart by.
+    public var metric: UInt32
+    public var tos: UInt8
 
     public init(family: AddressFamily, destination: String, prefixLength: UInt8,
-                table: UInt32 = Route.mainTable, outputIndices: [Int32]) {
+                table: UInt32 = Route.mainTable, outputIndices: [Int32], metric: UInt32 = 0, tos: UInt8 = 0) {
         self.family = family
         self.destination = destination
         self.prefixLength = prefixLength
         self.table = table
         self.outputIndices = outputIndices
+        self.metric = metric
+        self.tos = tos
+    }
+
+    public var key: Key {
+        Key(family: family, table: table, destination: destination, prefixLength: prefixLength,
+            metric: metric, tos: tos)
+    }
+
+    /// A route's identity in its table: a notification with the same key
+    /// replaces it (or, in IPv6, adds next hops to it).
+    public struct Key: Hashable, Sendable {
+        public var family: AddressFamily
+        public var table: UInt32
+        /// The destination address without its prefix length.
+        public var destination: String
+        public var prefixLength: UInt8
+        public var metric: UInt32
+        public var tos: UInt8
+
+        public init(family: AddressFamily, table: UInt32, destination: String, prefixLength: UInt8, metric: UInt32,
+                    tos: UInt8) {
+            self.family = family
+            self.table = table
+            // A default route is written "0.0.0.0", "0.0.0.0/0" or "::/0".
+            self.destination = prefixLength == 0 ? "" : Self.address(destination)
+            self.prefixLength = prefixLength
+            self.metric = metric
+            self.tos = tos
+        }
+
+        static func address(_ text: String) -> String {
+            String(text.split(separator: "/", maxSplits: 1).first ?? "").lowercased()
+        }
     }
 
     public static let mainTable: UInt32 = 254

@@ -21,7 +21,9 @@ public final class SyncEngine {
         /// Coherence: re-evaluations of offloaded flows, and the last one.
         public var reevaluations = 0
         public var lastReevaluation: ReevaluationRecord?
-        /// Route-only re-reads (a route or a link carrying routes changed), devices found gone when the kernel refused a batch, and
+        /// Route-only re-reads (a link carrying routes went down or away, or a
+        /// route notification could not be applied as it was), devices found
+        /// gone when the kernel refused a batch, and
         /// passes that asked for hardware offload, were refused and fell back
         /// to software. Optional: absent from older daemons' answers.
         public var routeReads: Int?
@@ -150,10 +152,10 @@ public final class SyncEngine {
                 changesPlan = true
             case .route(let change):
                 metrics.events(kind: "route")
-                // Routes decide the uplinks: read them again (the links are
-                // current from their own events).
+                // Routes decide the uplinks. The notification itself updates
+                // the routes; only one it cannot settle costs a route dump.
                 if change.matters {
-                    routesStale = true
+                    if topology?.apply(change) == false { routesStale = true }
                     changesPlan = true
                 }
             case .lost(let reason):

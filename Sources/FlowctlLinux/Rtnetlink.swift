@@ -97,10 +97,8 @@ enum NetlinkLibraryError {
 /// rtnl_route -> FlowctlCore.Route (unicast routes only: local, broadcast
 /// and unreachable routes lead nowhere an uplink could be).
 enum RouteDecoder {
-    static let RTN_UNICAST: UInt8 = 1
-
     static func route(from route: OpaquePointer) -> Route? {
-        guard rtnl_route_get_type(route) == RTN_UNICAST else { return nil }
+        guard rtnl_route_get_type(route) == UInt8(RTN_UNICAST) else { return nil }
         let family: AddressFamily
         switch Int32(rtnl_route_get_family(route)) {
         case AF_INET: family = .ipv4
@@ -127,6 +125,7 @@ enum RouteDecoder {
         }
         guard !outputs.isEmpty else { return nil }
         return Route(family: family, destination: destination, prefixLength: prefix,
-                     table: rtnl_route_get_table(route), outputIndices: outputs)
+                     table: rtnl_route_get_table(route), outputIndices: outputs,
+                     metric: rtnl_route_get_priority(route), tos: rtnl_route_get_tos(route))
     }
 }

@@ -125,6 +125,9 @@ final class RtnetlinkDecoder {
                 return
             }
             change.removed = type == Int32(RTM_DELROUTE)
+            let flags = Int32(header.pointee.nlmsg_flags)
+            change.replaces = flags & NLM_F_REPLACE != 0
+            change.appends = flags & NLM_F_APPEND != 0
             // A device coming up brings IPv6 link-local and multicast routes:
             // those are dropped here, so they cost neither a resync nor a re-evaluation.
             if change.matters { pending.append(.route(change)) }
@@ -221,7 +224,9 @@ private func rtnetlinkMonitorParseRoute(_ object: OpaquePointer?, _ context: Uns
         family: family == UInt8(AF_INET6) ? .ipv6 : .ipv4, destination: destination, prefixLength: prefix,
         table: rtnl_route_get_table(object), removed: false,
         // Any type of default route counts (one turning unreachable matters too).
-        isUnicast: rtnl_route_get_type(object) == UInt8(RTN_UNICAST) || prefix == 0)
+        isUnicast: rtnl_route_get_type(object) == UInt8(RTN_UNICAST) || prefix == 0,
+        metric: rtnl_route_get_priority(object), tos: rtnl_route_get_tos(object),
+        route: RouteDecoder.route(from: object))
 }
 
 private struct ParsedNeighbour {

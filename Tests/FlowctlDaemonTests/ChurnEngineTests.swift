@@ -13,20 +13,51 @@ extension SyncEngineTests {
         backend.existingDevices = Set(source.topology.links.map(\.name))
     }
 
-    func testDefaultRouteChangeReadsTheRoutesNotTheLinks() throws {
+    func testRouteNotificationsUpdateTheUplinksWithoutAnyDump() throws {
         let (engine, source, backend) = try makeEngine()
         kernelLike(backend, source)
         engine.step()
         let eth1 = Link(index: 5, name: "eth1", kind: .physical)
         var host = source.topology
         host.upsert(eth1)
-        host.routes = [Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [5])]
+        source.topology = host
+        backend.deviceAdded("eth1")
+        let route = Route(family: .ipv4, destination: "198.18.99.0/24", prefixLength: 24, outputIndices: [5])
+        func change(removed: Bool) -> TopologyEvent {
+            .route(RouteChange(family: .ipv4, destination: "198.18.99.0", prefixLength: 24, table: Route.mainTable,
+                               removed: removed, isUnicast: true, route: route))
+        }
+        engine.receive([.link(eth1), change(removed: false)])
+        engine.step()
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "eth1", "vnet0", "vnet1"])
+        engine.receive([change(removed: true)])
+        engine.step()
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "vnet0", "vnet1"])
+        XCTAssertEqual(engine.statistics.resyncs, 1, "only the start read everything")
+        XCTAssertEqual(engine.statistics.routeReads ?? 0, 0)
+        XCTAssertEqual(source.snapshots, 1)
+        XCTAssertEqual(source.routeReads, 0)
+    }
+
+    /// A notification the copy cannot settle (an IPv4 route appended beside
+    /// one with the same key) reads the routes, not the links.
+    func testUnsettledRouteNotificationReadsTheRoutesNotTheLinks() throws {
+        let (engine, source, backend) = try makeEngine()
+        kernelLike(backend, source)
+        engine.step()
+        let eth1 = Link(index: 5, name: "eth1", kind: .physical)
+        var host = source.topology
+        host.upsert(eth1)
+        let existing = try XCTUnwrap(host.routes.first { $0.isDefault })
+        let appended = Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [5])
+        host.routes.append(appended)
         source.topology = host
         backend.deviceAdded("eth1")
         engine.receive([.link(eth1), .route(RouteChange(family: .ipv4, destination: "0.0.0.0", prefixLength: 0,
-                                                        table: Route.mainTable, removed: false, isUnicast: true))])
+                                                        table: existing.table, removed: false, isUnicast: true,
+                                                        route: appended, appends: true))])
         engine.step()
-        XCTAssertEqual(try flowtableDevices(backend), ["eth1", "vnet0", "vnet1"])
+        XCTAssertEqual(try flowtableDevices(backend), ["eth0", "eth1", "vnet0", "vnet1"])
         XCTAssertEqual(engine.statistics.resyncs, 1, "only the start read everything")
         XCTAssertEqual(engine.statistics.routeReads, 1)
         XCTAssertEqual(source.snapshots, 1)

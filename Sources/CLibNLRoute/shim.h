@@ -24,6 +24,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <linux/nexthop.h>
 #include <linux/if_bridge.h>
 #include <linux/neighbour.h>
 #include <linux/ethtool.h>

@@ -11,6 +11,10 @@ public enum TopologyEvent: Hashable, Sendable {
     /// RTM_NEWROUTE / RTM_DELROUTE of a forwarding route; a default route
     /// moves the uplinks.
     case route(RouteChange)
+    /// RTM_DELNEXTHOP: the kernel deletes the routes through a deleted
+    /// nexthop object without announcing them (checked in the lab,
+    /// Tests/lab/reach-e2e.sh), so the routes are read again.
+    case nexthopRemoved(id: UInt32)
     /// AF_BRIDGE RTM_NEWLINK: a bridge port's (or the bridge's own) VLANs
     /// and STP state. Not a link: it carries no kind.
     case bridgePort(index: Int32, BridgePortInfo)
@@ -77,7 +81,7 @@ extension Topology {
             upsert(link)
         case .linkRemoved(let index, _):
             remove(index: index)
-        case .route, .bridgePort, .bridgeVLANChanged, .fdb, .neighbour, .lost:
+        case .route, .nexthopRemoved, .bridgePort, .bridgeVLANChanged, .fdb, .neighbour, .lost:
             break
         }
     }

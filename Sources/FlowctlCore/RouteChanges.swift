@@ -73,8 +73,12 @@ extension Topology {
     public mutating func apply(_ change: RouteChange) -> Bool {
         guard change.matters else { return true }
         let key = change.key
-        let stored = routes.firstIndex { $0.key == key }
         if change.removed {
+            // IPv4 may hold several routes with one key (`ip route append`):
+            // the one with the deleted devices is meant.
+            let named = Set(change.route?.outputIndices ?? [])
+            let stored = routes.firstIndex { $0.key == key && $0.outputIndices.contains(where: named.contains) }
+                ?? routes.firstIndex { $0.key == key }
             guard let stored else { return true }
             guard let route = change.route else { return false }
             let gone = Set(route.outputIndices)
@@ -85,6 +89,7 @@ extension Topology {
             if kept.isEmpty { routes.remove(at: stored) } else { routes[stored].outputIndices = kept }
             return true
         }
+        let stored = routes.firstIndex { $0.key == key }
         guard var route = change.route else {
             // Replaced by a route that leads nowhere (unreachable, blackhole).
             if let stored, change.replaces { routes.remove(at: stored) }

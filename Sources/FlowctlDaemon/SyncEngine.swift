@@ -158,6 +158,10 @@ public final class SyncEngine {
                     if topology?.apply(change) == false { routesStale = true }
                     changesPlan = true
                 }
+            case .nexthopRemoved:
+                metrics.events(kind: "route")
+                routesStale = true
+                changesPlan = true
             case .lost(let reason):
                 metrics.events(kind: "lost")
                 requestResync("rtnetlink events lost: \(reason)")

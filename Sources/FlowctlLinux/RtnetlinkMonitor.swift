@@ -23,6 +23,8 @@ public final class RtnetlinkMonitor: TopologyEventSource {
         // Bridge VLAN notifications (Linux 5.10+): older kernels announce
         // VLAN changes through AF_BRIDGE RTM_NEWLINK only, which is joined above.
         _ = nl_socket_add_membership(socket, Int32(RTNLGRP_BRVLAN.rawValue))
+        // Nexthop objects (Linux 5.3+; none exist before).
+        _ = nl_socket_add_membership(socket, Int32(RTNLGRP_NEXTHOP.rawValue))
         _ = nl_socket_set_nonblocking(socket)
         // Room for a burst of thousands of notifications (libnl's own setter
         // is capped by net.core.rmem_max); ENOBUFS is still handled.
@@ -137,6 +139,17 @@ final class RtnetlinkDecoder {
                 _ = nl_msg_parse(message, rtnetlinkMonitorParseNeighbour, UnsafeMutableRawPointer(pointer))
             }
             if let event = box.event { pending.append(event) }
+        case Int32(RTM_DELNEXTHOP):
+            // A new nexthop object carries no route yet; a replaced one is
+            // re-announced through its routes (nexthop_compat_mode 1, the
+            // default); a deleted one takes its routes silently.
+            let headerLength = Int32(MemoryLayout<nhmsg>.size)
+            guard nlmsg_valid_hdr(header, headerLength) != 0,
+                  let id = nlmsg_find_attr(header, headerLength, Int32(NHA_ID)), nla_len(id) >= 4 else {
+                pending.append(.lost(reason: "undecodable nexthop message"))
+                return
+            }
+            pending.append(.nexthopRemoved(id: nla_get_u32(id)))
         case Int32(RTM_NEWVLAN), Int32(RTM_DELVLAN):
             if let event = BridgeMessage.vlan(header) { pending.append(event) }
         default:

@@ -80,6 +80,16 @@ final class RouteChangeTests: XCTestCase {
         XCTAssertEqual(topology.routes, [])
     }
 
+    /// After a dump, IPv4 may list two routes with one key (`ip route
+    /// append`, checked in the lab); deleting one leaves the other.
+    func testIPv4AppendedRoutesAreDeletedOneByOne() {
+        let first = route("198.18.99.0/24", [7])
+        let second = route("198.18.99.0/24", [8])
+        var topology = Topology(links: [], routes: [first, second])
+        XCTAssertTrue(topology.apply(change(second, removed: true)))
+        XCTAssertEqual(topology.routes, [first])
+    }
+
     func testWhatCannotBeSettledAsksForADump() {
         let existing = route("0.0.0.0/0", [2])
         var topology = Topology(links: [], routes: [existing])

@@ -64,6 +64,22 @@ extension SyncEngineTests {
         XCTAssertEqual(source.routeReads, 1)
     }
 
+    /// The kernel deletes the routes through a deleted nexthop object
+    /// without a route notification (checked in Tests/lab/reach-e2e.sh).
+    func testDeletedNexthopObjectReadsTheRoutes() throws {
+        let (engine, source, backend) = try makeEngine()
+        kernelLike(backend, source)
+        engine.step()
+        var host = source.topology
+        host.routes.removeAll { $0.isDefault }
+        source.topology = host
+        engine.receive([.nexthopRemoved(id: 7)])
+        engine.step()
+        XCTAssertEqual(try flowtableDevices(backend), ["vnet0", "vnet1"])
+        XCTAssertEqual(engine.statistics.routeReads, 1)
+        XCTAssertEqual(engine.statistics.resyncs, 1)
+    }
+
     /// IPv4 routes of a link that goes down are flushed without a
     /// notification (checked in the lab: Tests/lab/churn-e2e.sh).
     func testUplinkGoingDownReReadsTheRoutesItCarried() throws {

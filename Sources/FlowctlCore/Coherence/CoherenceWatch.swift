@@ -139,6 +139,8 @@ public struct CoherenceWatch: Sendable {
         case .route(let change):
             guard change.matters else { return [] }
             return [.route(change.description)]
+        case .nexthopRemoved(let id):
+            return [.route("nexthop object \(id) (deleted)")]
         case .lost:
             return []
         }

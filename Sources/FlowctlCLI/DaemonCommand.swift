@@ -117,7 +117,7 @@ struct DaemonCommand: ParsableCommand {
             let rulesetEvents = try NftablesMonitor()
             let engine = try SyncEngine(topologySource: edges.topology, backend: edges.backend, store: store,
                                         logger: logger, conntrack: edges.conntrack,
-                                        coherence: configuration.coherence)
+                                        coherence: configuration.coherence, declared: configuration.declaredIntent)
             let control = try ControlServer(path: configuration.controlSocket, group: configuration.controlGroup,
                                             logger: logger)
             var metricsServer: MetricsServer?

@@ -81,6 +81,9 @@ struct StatusCommand: ParsableCommand {
                     printText(report)
                     if let daemon = response.daemon {
                         say("daemon: pid \(daemon.pid), up \(Int(daemon.uptimeSeconds)) s, \(daemon.statistics.events) events, \(daemon.statistics.batches) batches, \(daemon.statistics.resyncs) resyncs, \(daemon.statistics.errors) errors")
+                        if let declared = daemon.declaredBridges, !declared.isEmpty {
+                            say("declared in \(daemon.configurationFile ?? "the daemon's configuration"): \(declared.joined(separator: ", "))")
+                        }
                         if let last = daemon.statistics.lastReevaluation {
                             let ago = Int(max(0, Date().timeIntervalSince1970 - last.time))
                             say("last re-evaluation \(ago) s ago (\(daemon.statistics.reevaluations) in all): \(last.line)")

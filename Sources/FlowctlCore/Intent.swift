@@ -58,6 +58,14 @@ public struct Intent: Hashable, Sendable, Codable {
     }
 
     public var isEmpty: Bool { bridges.isEmpty }
+
+    /// This intent with `declared`'s bridges over it (the daemon's
+    /// configuration file declares bridges beside the stored ones).
+    public func merging(_ declared: Intent) -> Intent {
+        var merged = self
+        merged.bridges.merge(declared.bridges) { _, declared in declared }
+        return merged
+    }
     public var bridgeNames: [String] { bridges.keys.sorted() }
 
     /// A key with shell-style glob characters (`virbr*`, `br-?`, `cni[0-9]`)

@@ -4,10 +4,12 @@
 /// the file renamed into place. If that rename fails, the kernel is brought
 /// back to the old intent. Used by the one-shot commands and the daemon.
 /// `hardwareRefusal`: what the kernel refused before (see Reconciler).
+/// `declared`: bridges the daemon's configuration keeps enabled besides the
+/// stored ones (planned with them, never stored). Returns the stored intent.
 public enum IntentTransaction {
     public static func run(
         store: IntentStore, reconciler: Reconciler, required: Set<String> = [],
-        hardwareRefusal: HardwareRefusal? = nil, _ edit: (inout Intent) throws -> Void
+        hardwareRefusal: HardwareRefusal? = nil, declared: Intent = Intent(), _ edit: (inout Intent) throws -> Void
     ) throws -> (intent: Intent, outcome: ReconcileOutcome) {
         try store.withLock {
             let old = try store.load()
@@ -16,7 +18,8 @@ public enum IntentTransaction {
             let pending = try store.prepare(new)
             let outcome: ReconcileOutcome
             do {
-                outcome = try reconciler.reconcile(intent: new, required: required, hardwareRefusal: hardwareRefusal)
+                outcome = try reconciler.reconcile(intent: new.merging(declared), required: required,
+                                                   hardwareRefusal: hardwareRefusal)
             } catch {
                 pending.abort()
                 throw error
@@ -24,7 +27,7 @@ public enum IntentTransaction {
             do {
                 try pending.commit()
             } catch {
-                _ = try? reconciler.reconcile(intent: old, hardwareRefusal: outcome.hardwareRefusal)
+                _ = try? reconciler.reconcile(intent: old.merging(declared), hardwareRefusal: outcome.hardwareRefusal)
                 throw error
             }
             return (new, outcome)

@@ -52,6 +52,9 @@ public struct DaemonInfo: Codable, Sendable, Hashable {
     public var controlSocket: String?
     /// The network namespace it serves ("net:[4026531840]").
     public var networkNamespace: String?
+    /// Bridges its configuration file declares, and that file.
+    public var declaredBridges: [String]?
+    public var configurationFile: String?
 
     /// "pid 123, control socket /run/flowctl/control.sock, state dir /var/lib/flowctl"
     public var summary: String {

@@ -4,7 +4,7 @@ import TOMLKit
 
 /// `flowctl daemon --config FILE` (TOML; see Examples/flowctl.toml). Every
 /// key is optional; command-line options override the file.
-public struct DaemonConfiguration: Codable, Sendable, Hashable {
+public struct DaemonConfiguration: Decodable, Sendable, Hashable {
     public var stateDir: String = IntentStore.defaultDirectory
     public var controlSocket: String = ControlProtocol.defaultSocketPath
     /// Members of this group may use the control socket besides root.
@@ -25,6 +25,15 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
     public var coherenceCoalesceMilliseconds: Double = 20
     /// At most one automatic re-evaluation per this many milliseconds.
     public var coherenceMinIntervalMilliseconds: Double = 250
+    /// `[[bridge]]` tables: bridges (names or patterns) the daemon keeps
+    /// enabled beside those `flowctl enable` stores; a fleet's configuration
+    /// management declares them here. The CLI cannot enable or disable them.
+    public var bridges: [String: BridgeIntent] = [:]
+    /// The file it was read from (nil: defaults and options only).
+    public var source: String?
+
+    /// The declared bridges as an intent, merged over the stored one.
+    public var declaredIntent: Intent { Intent(bridges: bridges) }
 
     public var coherence: ReevaluationScheduler.Settings {
         .init(automatic: coherenceAutomatic,
@@ -44,6 +53,21 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         case coherenceAutomatic = "coherence_automatic"
         case coherenceCoalesceMilliseconds = "coherence_coalesce_ms"
         case coherenceMinIntervalMilliseconds = "coherence_min_interval_ms"
+        case bridges = "bridge"
+    }
+
+    /// One `[[bridge]]` table.
+    struct DeclaredBridge: Decodable {
+        var name: String
+        var uplinks: [String]?
+        var excludeUplinks: [String]?
+        var hwOffload: HWOffloadMode?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, uplinks
+            case excludeUplinks = "exclude_uplinks"
+            case hwOffload = "hw_offload"
+        }
     }
 
     public init() {}
@@ -64,7 +88,19 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
             ?? defaults.coherenceCoalesceMilliseconds
         coherenceMinIntervalMilliseconds = try Self.seconds(c, .coherenceMinIntervalMilliseconds)
             ?? defaults.coherenceMinIntervalMilliseconds
+        for declared in try c.decodeIfPresent([DeclaredBridge].self, forKey: .bridges) ?? [] {
+            let options = BridgeIntent(uplinks: declared.uplinks ?? [], hwOffload: declared.hwOffload ?? .auto,
+                                       excludedUplinks: declared.excludeUplinks ?? [])
+            do { try options.validate(bridge: declared.name) } catch {
+                throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.bridges], debugDescription: "\(error)"))
+            }
+            guard bridges.updateValue(options, forKey: declared.name) == nil else {
+                throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.bridges],
+                                                        debugDescription: "\(declared.name) is declared twice"))
+            }
+        }
     }
+
 
     /// TOML keeps integers and floats apart; both are fine for seconds and milliseconds.
     static func seconds(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
@@ -89,14 +125,17 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
 
     static let knownKeys = Set(["state_dir", "control_socket", "control_group", "metrics_address",
                                 "resync_interval", "conntrack_interval", "cleanup_on_exit", "log_level",
-                                "coherence_automatic", "coherence_coalesce_ms", "coherence_min_interval_ms"])
+                                "coherence_automatic", "coherence_coalesce_ms", "coherence_min_interval_ms", "bridge"])
+    static let knownBridgeKeys = Set(DeclaredBridge.CodingKeys.allCases.map(\.rawValue))
 
     public static func load(path: String) throws -> DaemonConfiguration {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw LoadError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
-        return try parse(text, path: path)
+        var configuration = try parse(text, path: path)
+        configuration.source = path
+        return configuration
     }
 
     public static func parse(_ text: String, path: String) throws -> DaemonConfiguration {
@@ -107,6 +146,19 @@ public struct DaemonConfiguration: Codable, Sendable, Hashable {
         }
         if let unknown = table.keys.first(where: { !knownKeys.contains($0) }) {
             throw LoadError.invalid(path: path, message: "unknown key \"\(unknown)\" (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        if let declared = table["bridge"] {
+            guard let array = declared.array else {
+                throw LoadError.invalid(path: path, message: "bridge: expected [[bridge]] tables")
+            }
+            for (number, entry) in array.enumerated() {
+                guard let bridge = entry.table else {
+                    throw LoadError.invalid(path: path, message: "bridge \(number + 1): expected a table")
+                }
+                if let unknown = bridge.keys.first(where: { !knownBridgeKeys.contains($0) }) {
+                    throw LoadError.invalid(path: path, message: "bridge \(number + 1): unknown key \"\(unknown)\" (known: \(knownBridgeKeys.sorted().joined(separator: ", ")))")
+                }
+            }
         }
         let configuration: DaemonConfiguration
         do { configuration = try TOMLDecoder().decode(DaemonConfiguration.self, from: table) } catch {

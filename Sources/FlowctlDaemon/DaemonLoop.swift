@@ -195,6 +195,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 }
                 let options = BridgeIntent(uplinks: request.uplinks ?? [], hwOffload: request.hwOffload ?? .auto,
                                            excludedUplinks: request.excludedUplinks ?? [])
+                if let refusal = declaredRefusal(bridge, "enable") { return refusal }
                 do { try options.validate(bridge: bridge) } catch {
                     return ControlResponse(ok: false, error: "enable: \(error)")
                 }
@@ -207,6 +208,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 guard let bridge = request.bridge else {
                     return ControlResponse(ok: false, error: "disable: a bridge name is required")
                 }
+                if let refusal = declaredRefusal(bridge, "disable") { return refusal }
                 guard engine.intent.bridges[bridge] != nil else {
                     return ControlResponse(ok: false, error: "\(bridge) is not enabled")
                 }
@@ -260,6 +262,12 @@ public final class DaemonLoop: @unchecked Sendable {
         return answer
     }
 
+    /// A bridge the configuration file declares is changed there, not through the socket.
+    func declaredRefusal(_ bridge: String, _ command: String) -> ControlResponse? {
+        guard engine.declared.bridges[bridge] != nil else { return nil }
+        return ControlResponse(ok: false, error: "\(command): \(bridge) is declared in the daemon's configuration file\(configuration.source.map { " \($0)" } ?? ""); change it there and restart the daemon")
+    }
+
     func response(intent: Intent, outcome: ReconcileOutcome?, withStatus: Bool) -> ControlResponse {
         var response = ControlResponse(ok: true)
         response.intent = intent
@@ -271,6 +279,10 @@ public final class DaemonLoop: @unchecked Sendable {
         response.daemon = DaemonInfo(pid: getpid(), uptimeSeconds: Double((ContinuousClock.now - started).nanoseconds) / 1e9,
                                      statistics: engine.statistics, stateDir: configuration.stateDir,
                                      controlSocket: control?.path, networkNamespace: networkNamespace)
+        if !engine.declared.isEmpty {
+            response.daemon?.declaredBridges = engine.declared.bridgeNames
+            response.daemon?.configurationFile = configuration.source
+        }
         if withStatus {
             response.table = try? backend.table(FlowctlNames.table)
             do { response.conntrack = try conntrack.summary() } catch { response.conntrackError = "\(error)" }

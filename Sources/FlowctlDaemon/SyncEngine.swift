@@ -41,7 +41,10 @@ public final class SyncEngine {
     /// The thread that applies batches: commits it made are not tampering.
     public var ownPID: UInt32
 
+    /// The stored intent with the declared bridges over it.
     public private(set) var intent: Intent
+    /// Bridges the daemon's configuration file declares (`[[bridge]]`).
+    public let declared: Intent
     public private(set) var topology: Topology?
     public private(set) var lastOutcome: ReconcileOutcome?
     public private(set) var statistics = Statistics()
@@ -78,8 +81,9 @@ public final class SyncEngine {
     public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
                 logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid()),
                 conntrack: (any ConntrackSource)? = nil,
-                coherence settings: ReevaluationScheduler.Settings = .init()) throws
+                coherence settings: ReevaluationScheduler.Settings = .init(), declared: Intent = Intent()) throws
     {
+        self.declared = declared
         self.topologySource = topologySource
         self.backend = backend
         self.store = store
@@ -88,7 +92,7 @@ public final class SyncEngine {
         self.ownPID = ownPID
         self.conntrack = conntrack
         scheduler = ReevaluationScheduler(settings: settings)
-        intent = try store.load()
+        intent = try store.load().merging(declared)
     }
 
     /// True when `step()` has work to do now.
@@ -502,19 +506,20 @@ public final class SyncEngine {
         // An enable (it names the bridge that must be usable) asks for
         // hardware again; a disable keeps what the kernel refused.
         let result = try IntentTransaction.run(store: store, reconciler: reconciler, required: required,
-                                               hardwareRefusal: required.isEmpty ? hardwareRefusal : nil, edit)
-        intent = result.intent
+                                               hardwareRefusal: required.isEmpty ? hardwareRefusal : nil,
+                                               declared: declared, edit)
+        intent = result.intent.merging(declared)
         record(result.outcome, previous: previous)
         known = nil
         awaitingOwnCommit = false
         pending = false
         resyncReason = nil
-        return result
+        return (intent, result.outcome)
     }
 
     /// Reloads the stored intent (SIGHUP, or the file changed by a one-shot run).
     public func reloadIntent() throws {
-        let loaded = try store.load()
+        let loaded = try store.load().merging(declared)
         if loaded != intent {
             intent = loaded
             logger.info("intent reloaded", metadata: ["bridges": "\(loaded.bridgeNames)"])

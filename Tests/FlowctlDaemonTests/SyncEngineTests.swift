@@ -338,6 +338,41 @@ final class DaemonConfigurationTests: XCTestCase {
         }
         XCTAssertThrowsError(try DaemonConfiguration.parse("resync_interval = -1", path: "n.toml"))
     }
+
+    func testDeclaredBridgesWithPatternsAndExclusions() throws {
+        let configuration = try DaemonConfiguration.parse("""
+            [[bridge]]
+            name = "virbr*"
+            exclude_uplinks = ["wg*", "stor0"]
+
+            [[bridge]]
+            name = "br0"
+            uplinks = ["eth1"]
+            hw_offload = "off"
+            """, path: "b.toml")
+        XCTAssertEqual(configuration.bridges, [
+            "virbr*": BridgeIntent(excludedUplinks: ["wg*", "stor0"]),
+            "br0": BridgeIntent(uplinks: ["eth1"], hwOffload: .off),
+        ])
+        XCTAssertEqual(configuration.declaredIntent.bridgeNames, ["br0", "virbr*"])
+    }
+
+    func testBadDeclaredBridgesAreRefusedByName() {
+        let cases: [(String, String)] = [
+            ("[[bridge]]\nuplinks = [\"eth0\"]\n", "name"),
+            ("[[bridge]]\nname = \"br0\"\nexclude = [\"x\"]\n", "bridge 1: unknown key \"exclude\""),
+            ("[[bridge]]\nname = \"br0\"\n[[bridge]]\nname = \"br0\"\n", "br0 is declared twice"),
+            ("[[bridge]]\nname = \"br0\"\nuplinks = [\"br0\"]\n", "uplink br0 is the bridge itself"),
+            ("[[bridge]]\nname = \"a/b\"\n", "not a valid interface name"),
+            ("[[bridge]]\nname = \"br0\"\nhw_offload = \"maybe\"\n", "hw_offload"),
+            ("bridge = \"br0\"\n", "[[bridge]]"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try DaemonConfiguration.parse(text, path: "d.toml"), text) { error in
+                XCTAssertTrue("\(error)".hasPrefix("d.toml") && "\(error)".contains(expected), "\(text): \(error)")
+            }
+        }
+    }
 }
 
 final class ControlProtocolTests: XCTestCase {

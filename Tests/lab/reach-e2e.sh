@@ -135,7 +135,12 @@ listed ecmp1 || listed ecmp2 || listed bondx && fail "excluded uplinks are liste
 listed stor0 || fail "stor0 left with the exclusions"
 
 step "under the daemon: a route through a new link adds it, its last route's removal takes it out"
-"$FLOWCTL" daemon --state-dir "$FLOWCTL_STATE_DIR" --control-socket "$FLOWCTL_CONTROL_SOCKET" --metrics-address "" >>"$log" 2>&1 &
+cat >"$work/flowctl.toml" <<'EOF'
+[[bridge]]
+name = "cfg*"
+exclude_uplinks = ["up0"]
+EOF
+"$FLOWCTL" daemon --config "$work/flowctl.toml" --state-dir "$FLOWCTL_STATE_DIR" --control-socket "$FLOWCTL_CONTROL_SOCKET" --metrics-address "" >>"$log" 2>&1 &
 daemon_pid=$!
 wait_for '[ -S "$FLOWCTL_CONTROL_SOCKET" ]' 5 || fail "the daemon did not start"
 ip link add nl0 type dummy
@@ -187,6 +192,20 @@ kill "$monitor"
 [ -z "$(ip route show 198.18.95.0/24)" ] || fail "the route through nexthop 7 outlived it"
 grep -q "198.18.95.0/24" "$work/monitor" && echo "note: this kernel announces the routes of a deleted nexthop"
 wait_for '! listed mp1' 2 || fail "mp1 stayed after nexthop 7 (its last route) was deleted"
+
+step "a pattern declared in the daemon's configuration file enables a bridge created later; the CLI cannot disable it"
+ip link add cfg1 address 02:00:00:00:00:08 type bridge
+ip link set cfg1 up
+ip link add cp1 type dummy
+ip link set cp1 master cfg1
+ip link set cp1 up
+wait_for 'listed cp1' 2 || fail "the port of cfg1 (declared pattern cfg*) did not join"
+out=$("$FLOWCTL" disable 'cfg*' 2>&1) && fail "disable of a declared pattern succeeded: $out"
+echo "$out" | grep -q "declared in the daemon's configuration file $work/flowctl.toml" || fail "the refusal does not name the file: $out"
+"$FLOWCTL" status | grep -q "declared in $work/flowctl.toml: cfg\\*" || fail "status does not show the declared pattern: $("$FLOWCTL" status)"
+ip link del cfg1
+ip link del cp1
+wait_for '! listed cp1' 2 || fail "cp1 stayed after its bridge was deleted"
 
 step "a pattern enables every matching bridge, also one created later, with its ports"
 out=$("$FLOWCTL" enable 'vbr*' 2>&1) || fail "enable 'vbr*': $out"

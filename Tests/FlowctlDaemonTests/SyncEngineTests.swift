@@ -357,6 +357,24 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.declaredIntent.bridgeNames, ["br0", "virbr*"])
     }
 
+    /// Examples/flowctl.toml parses as shipped (the defaults) and with its
+    /// commented [[bridge]] example turned on.
+    func testExampleFileParses() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Examples/flowctl.toml").standardized.path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertEqual(try DaemonConfiguration.parse(text, path: path), DaemonConfiguration())
+        let enabled = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            for prefix in ["# # ", "# [[bridge]]", "# name", "# exclude_uplinks"] where line.hasPrefix(prefix) {
+                return String(line.dropFirst(prefix.hasPrefix("# # ") ? 4 : 2))
+            }
+            return String(line)
+        }.joined(separator: "\n")
+        let configuration = try DaemonConfiguration.parse(enabled, path: path)
+        XCTAssertEqual(configuration.bridges, ["virbr*": BridgeIntent(uplinks: ["eth0"], hwOffload: .auto,
+                                                                       excludedUplinks: ["wg*"])])
+    }
+
     func testBadDeclaredBridgesAreRefusedByName() {
         let cases: [(String, String)] = [
             ("[[bridge]]\nuplinks = [\"eth0\"]\n", "name"),

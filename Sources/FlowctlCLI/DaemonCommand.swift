@@ -88,7 +88,13 @@ struct DaemonCommand: ParsableCommand {
             signal(SIGPIPE, SIG_IGN)
             let configuration = try resolvedConfiguration()
             let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+            let journal = JournalLogHandler.standardErrorIsJournal()
             LoggingSystem.bootstrap { label in
+                if journal {
+                    var handler = JournalLogHandler(label: label)
+                    handler.logLevel = level
+                    return handler
+                }
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
                 return handler
@@ -126,9 +132,18 @@ struct DaemonCommand: ParsableCommand {
                 metricsServer?.start()
                 logger.info("metrics on http://\(configuration.metricsAddress)/metrics")
             }
+            let command = self
             let loop = DaemonLoop(engine: engine, topologyEvents: topologyEvents, rulesetEvents: rulesetEvents,
                                   control: control, conntrack: edges.conntrack, backend: edges.backend,
-                                  configuration: configuration, logger: logger)
+                                  configuration: configuration, logger: logger,
+                                  loadConfiguration: { try command.resolvedConfiguration() })
+            // SIGHUP (systemctl reload): the configuration and the stored
+            // intent are read again; it never ends the daemon.
+            signal(SIGHUP, SIG_IGN)
+            let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            hangup.setEventHandler { loop.requestReload() }
+            hangup.resume()
+            defer { hangup.cancel() }
             let backend = edges.backend
             let removeTable: @Sendable () throws -> Void = {
                 let batch = try Differ().diff(kernel: try backend.table(FlowctlNames.table), desired: nil)

@@ -144,14 +144,19 @@ public enum ControlClient {
     }
 }
 
-/// Writes all of `data` to the stream socket `fd`. MSG_NOSIGNAL: a peer
-/// that closed early is an EPIPE for this call, never a SIGPIPE that ends
-/// the process (a client that vanishes must not kill the daemon).
+/// Writes all of `data` to `fd`, the daemon's one write loop. On a socket
+/// through send() with MSG_NOSIGNAL: a peer that closed early is an EPIPE
+/// for this call, never a SIGPIPE that ends the process (a client that
+/// vanishes must not kill the daemon); on anything else (stderr as a file
+/// or a pipe) through write().
 func writeAll(_ fd: Int32, _ data: Data) -> Bool {
     data.withUnsafeBytes { raw in
         var offset = 0
+        var isSocket = true
         while offset < raw.count {
-            let written = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            var written = isSocket ? send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) : -1
+            if written < 0 && isSocket && errno == ENOTSOCK { isSocket = false }
+            if !isSocket { written = write(fd, raw.baseAddress! + offset, raw.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 return false

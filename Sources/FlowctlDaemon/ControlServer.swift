@@ -67,8 +67,22 @@ public final class ControlServer: Sendable {
             throw error
         }
         umask(previousMask)
-        if let allowedGroup { chown(staging, getuid(), allowedGroup) }
-        chmod(staging, 0o660)
+        // The group's members must be able to connect: a socket they cannot
+        // reach is an error, not a silent root-only daemon.
+        var failed: KernelError?
+        if let group, let allowedGroup, chown(staging, getuid(), allowedGroup) != 0 {
+            let code = errno
+            failed = KernelError.system("give the control socket \(path) to group \(group)", code,
+                                        hint: code == EPERM ? "the daemon needs CAP_CHOWN or to be a member of \(group) (SupplementaryGroups=\(group) in its unit)" : nil)
+        } else if chmod(staging, 0o660) != 0 {
+            failed = KernelError.system("set the mode of the control socket \(path)", errno)
+        }
+        if let failed {
+            close(fd)
+            close(abstract)
+            unlink(staging)
+            throw failed
+        }
         listeners = [fd, abstract]
     }
 

@@ -102,6 +102,19 @@ public struct DaemonConfiguration: Decodable, Sendable, Hashable {
     }
 
 
+    /// Keys whose change only a restart applies (the sockets, the state
+    /// directory, the log level, cleanup on exit), named as in the file.
+    public func restartOnlyDifferences(to other: DaemonConfiguration) -> [String] {
+        var keys: [String] = []
+        if stateDir != other.stateDir { keys.append(CodingKeys.stateDir.rawValue) }
+        if controlSocket != other.controlSocket { keys.append(CodingKeys.controlSocket.rawValue) }
+        if controlGroup != other.controlGroup { keys.append(CodingKeys.controlGroup.rawValue) }
+        if metricsAddress != other.metricsAddress { keys.append(CodingKeys.metricsAddress.rawValue) }
+        if logLevel != other.logLevel { keys.append(CodingKeys.logLevel.rawValue) }
+        if cleanupOnExit != other.cleanupOnExit { keys.append(CodingKeys.cleanupOnExit.rawValue) }
+        return keys
+    }
+
     /// TOML keeps integers and floats apart; both are fine for seconds and milliseconds.
     static func seconds(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
         guard c.contains(key) else { return nil }

@@ -21,18 +21,32 @@ public final class DaemonLoop: @unchecked Sendable {
     let control: ControlServer?
     let conntrack: any ConntrackSource
     let backend: any RulesetBackend
-    let configuration: DaemonConfiguration
+    private(set) var configuration: DaemonConfiguration
     let logger: Logger
+    /// systemd's notification socket (readiness, reload, stop, watchdog).
+    let notifier: SystemdNotifier
+    /// Reads the configuration again on SIGHUP (the file and the command
+    /// line it was started with); nil: only the stored intent is reloaded.
+    let loadConfiguration: (@Sendable () throws -> DaemonConfiguration)?
     /// `stop()` and `submit` wake the loop.
     let wakePipe = WakePipe()
     typealias PendingRequest = (request: ControlRequest, reply: ControlReply)
-    private let inbox = Mutex<(requests: [PendingRequest], stopping: Bool)>(([], false))
+    struct Inbox {
+        var requests: [PendingRequest] = []
+        var stopping = false
+        var reload = false
+    }
+    private let inbox = Mutex(Inbox())
     let started = ContinuousClock.now
     let networkNamespace = currentNetworkNamespace()
 
     private var nextResync: ContinuousClock.Instant
     private var nextConntrack: ContinuousClock.Instant = .now
     private var conntrackWarned = false
+    private var nextWatchdog: ContinuousClock.Instant = .now
+    private var ready = false
+    private var notifyFailed = false
+    private var lastStatusLine: String?
     private let conntrackCount = Gauge(label: "flowctl_conntrack_count")
     private let conntrackMax = Gauge(label: "flowctl_conntrack_max")
     private let offloadedFlows = Gauge(label: "flowctl_offloaded_flows")
@@ -41,8 +55,11 @@ public final class DaemonLoop: @unchecked Sendable {
 
     public init(engine: SyncEngine, topologyEvents: any TopologyEventSource, rulesetEvents: any RulesetEventSource,
                 control: ControlServer?, conntrack: any ConntrackSource, backend: any RulesetBackend,
-                configuration: DaemonConfiguration, logger: Logger)
+                configuration: DaemonConfiguration, logger: Logger, notifier: SystemdNotifier = SystemdNotifier(),
+                loadConfiguration: (@Sendable () throws -> DaemonConfiguration)? = nil)
     {
+        self.notifier = notifier
+        self.loadConfiguration = loadConfiguration
         self.engine = engine
         self.topologyEvents = topologyEvents
         self.rulesetEvents = rulesetEvents
@@ -57,6 +74,12 @@ public final class DaemonLoop: @unchecked Sendable {
     /// Asks the loop to return (from any thread).
     public func stop() {
         inbox.withLock { $0.stopping = true }
+        wakePipe.wake()
+    }
+
+    /// SIGHUP: reload the configuration and the stored intent (from any thread).
+    public func requestReload() {
+        inbox.withLock { $0.reload = true }
         wakePipe.wake()
     }
 
@@ -95,8 +118,10 @@ public final class DaemonLoop: @unchecked Sendable {
         ]
         while true {
             engine.step()
+            tellServiceManager()
             let now = ContinuousClock.now
             var timeout = min(nextResync, nextConntrack) - now
+            if notifier.watchdogInterval != nil { timeout = min(timeout, nextWatchdog - now) }
             if let budget = engine.sleepBudget(now: now) { timeout = min(timeout, budget) }
             let milliseconds = Int32(clamping: max(0, timeout.nanoseconds / 1_000_000 + 1))
             for index in descriptors.indices { descriptors[index].revents = 0 }
@@ -108,16 +133,17 @@ public final class DaemonLoop: @unchecked Sendable {
             var requests: [PendingRequest] = []
             if descriptors[0].revents != 0 {
                 wakePipe.drain()
-                let stopping: Bool
-                (requests, stopping) = inbox.withLock { state in
-                    let taken = state.requests
-                    state.requests = []
-                    return (taken, state.stopping)
+                let taken = inbox.withLock { state in
+                    defer { state.requests = []; state.reload = false }
+                    return state
                 }
-                if stopping {
+                requests = taken.requests
+                if taken.stopping {
+                    notify(["STOPPING=1", "STATUS=stopping"])
                     logger.info("daemon stopping")
                     return
                 }
+                if taken.reload { reload() }
             }
             let arrival = ContinuousClock.now
             // Drain everything pending before reconciling: one batch per burst.
@@ -144,6 +170,75 @@ public final class DaemonLoop: @unchecked Sendable {
                 sampleConntrack()
                 nextConntrack = after + .seconds(configuration.conntrackInterval)
             }
+        }
+    }
+
+    // MARK: Service manager
+
+    /// Readiness after the first pass, a status line when it changes, and
+    /// the watchdog ping: sent from the loop itself, so a loop that stalls
+    /// stops pinging and systemd restarts it (WatchdogSec=).
+    func tellServiceManager() {
+        guard notifier.isActive else { return }
+        var assignments: [String] = []
+        let statistics = engine.statistics
+        let status = "\(engine.intent.bridges.count) bridge(s) enabled, \(engine.lastOutcome?.plan.devices.count ?? 0) device(s) in the flowtable, \(statistics.errors) error(s)"
+        if status != lastStatusLine {
+            assignments.append("STATUS=\(status)")
+            lastStatusLine = status
+        }
+        if !ready {
+            assignments.append("READY=1")
+            ready = true
+        }
+        let now = ContinuousClock.now
+        if let interval = notifier.watchdogInterval, now >= nextWatchdog {
+            assignments.append("WATCHDOG=1")
+            nextWatchdog = now + interval
+        }
+        notify(assignments)
+    }
+
+    func notify(_ assignments: [String]) {
+        do { try notifier.notify(assignments) } catch {
+            if !notifyFailed { logger.warning("cannot notify the service manager: \(error)") }
+            notifyFailed = true
+        }
+    }
+
+    /// SIGHUP: the configuration file is read again (a bad one is named
+    /// and the running configuration stays), the declared bridges, the
+    /// intervals and the coherence settings take effect at once, and the
+    /// stored intent is read again. Keys that only a restart can change say so.
+    func reload() {
+        notify(["RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())"])
+        defer { notify(["READY=1"]) }
+        if let loadConfiguration {
+            do {
+                let fresh = try loadConfiguration()
+                let restartOnly = configuration.restartOnlyDifferences(to: fresh)
+                if !restartOnly.isEmpty {
+                    logger.warning("\(restartOnly.joined(separator: ", ")) changed; takes effect when the daemon restarts")
+                }
+                configuration.bridges = fresh.bridges
+                configuration.resyncInterval = fresh.resyncInterval
+                configuration.conntrackInterval = fresh.conntrackInterval
+                configuration.coherenceAutomatic = fresh.coherenceAutomatic
+                configuration.coherenceCoalesceMilliseconds = fresh.coherenceCoalesceMilliseconds
+                configuration.coherenceMinIntervalMilliseconds = fresh.coherenceMinIntervalMilliseconds
+                engine.reconfigure(declared: fresh.declaredIntent, coherence: fresh.coherence)
+                nextResync = min(nextResync, .now + .seconds(configuration.resyncInterval))
+                nextConntrack = min(nextConntrack, .now + .seconds(configuration.conntrackInterval))
+            } catch {
+                logger.error("configuration not reloaded; the running one stays: \(error)")
+            }
+        }
+        do {
+            try engine.reloadIntent()
+            logger.notice("reloaded", metadata: ["bridges": "\(engine.intent.bridgeNames)",
+                                                 "declared": "\(engine.declared.bridgeNames)"])
+        } catch {
+            logger.error("stored intent not reloaded; the running one stays: \(error)")
         }
     }
 

@@ -44,7 +44,7 @@ public final class SyncEngine {
     /// The stored intent with the declared bridges over it.
     public private(set) var intent: Intent
     /// Bridges the daemon's configuration file declares (`[[bridge]]`).
-    public let declared: Intent
+    public private(set) var declared: Intent
     public private(set) var topology: Topology?
     public private(set) var lastOutcome: ReconcileOutcome?
     public private(set) var statistics = Statistics()
@@ -515,6 +515,13 @@ public final class SyncEngine {
         pending = false
         resyncReason = nil
         return (intent, result.outcome)
+    }
+
+    /// SIGHUP with a changed configuration file: new declared bridges (in
+    /// effect with the next `reloadIntent`) and coherence settings.
+    public func reconfigure(declared: Intent, coherence: ReevaluationScheduler.Settings) {
+        self.declared = declared
+        scheduler.settings = coherence
     }
 
     /// Reloads the stored intent (SIGHUP, or the file changed by a one-shot run).

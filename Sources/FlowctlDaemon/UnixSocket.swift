@@ -62,11 +62,22 @@ public enum UnixSocket {
         }
     }
 
-    /// A new stream socket on which `setUp` succeeds (returns nil), or the
-    /// error of the step it names, the socket closed.
-    private static func open(_ address: UnixSocketAddress, nonBlocking: Bool,
+    /// Sends one datagram to a datagram socket (the service manager's
+    /// notification socket), without blocking.
+    public static func sendDatagram(_ bytes: [UInt8], to address: UnixSocketAddress) throws(KernelError) {
+        let fd = try open(address, type: SOCK_DGRAM, nonBlocking: true) { fd, sockaddr, length in
+            Glibc.connect(fd, sockaddr, length) == 0 ? nil : "connect to \(address)"
+        }
+        defer { close(fd) }
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw KernelError.system("send to \(address)", sent < 0 ? errno : EMSGSIZE) }
+    }
+
+    /// A new socket on which `setUp` succeeds (returns nil), or the error of
+    /// the step it names, the socket closed.
+    private static func open(_ address: UnixSocketAddress, type: __socket_type = SOCK_STREAM, nonBlocking: Bool,
                              _ setUp: (Int32, UnsafePointer<sockaddr>, socklen_t) -> String?) throws(KernelError) -> Int32 {
-        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let flags = Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
         let fd = socket(AF_UNIX, flags, 0)
         guard fd >= 0 else { throw KernelError.system("socket for \(address)", errno) }
         guard let failed = address.withSockaddr({ setUp(fd, $0, $1) }) else {

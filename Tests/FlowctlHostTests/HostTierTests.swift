@@ -274,3 +274,118 @@ final class CLIHostTests: HostTestCase {
         XCTAssertEqual(try String(contentsOfFile: state + "/intent.json", encoding: .utf8), "{ not json")
     }
 }
+
+/// The daemon as a service: what systemd and its unit rely on.
+final class ServiceHostTests: HostTestCase {
+    /// control_group must work or fail: without CAP_CHOWN and outside the
+    /// group, the daemon refuses to start and says what it needs.
+    func testControlGroupThatCannotBeSetIsAnError() throws {
+        let ns = try TestNamespace()
+        let state = NSTemporaryDirectory() + "flowctl-host-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let result = try ns.run(["timeout", "10", "setpriv", "--bounding-set=-chown", "--inh-caps=-chown", "--",
+                                 flowctl, "daemon", "--state-dir", state, "--control-socket", state + "/control.sock",
+                                 "--control-group", "nogroup", "--metrics-address", ""])
+        XCTAssertNotEqual(result.status, 0, "\(result)")
+        XCTAssertTrue(result.stderr.contains("give the control socket \(state)/control.sock to group nogroup: Operation not permitted"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("SupplementaryGroups=nogroup"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/control.sock.starting"), "nothing left behind")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/control.sock"))
+    }
+}
+
+extension ServiceHostTests {
+    /// A datagram socket standing in for systemd's NOTIFY_SOCKET.
+    final class NotifySocket {
+        let path: String
+        let fd: Int32
+        init(directory: String) throws {
+            path = directory + "/notify"
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard bound == 0 else { throw HostTierError.notRoot }
+        }
+        deinit { close(fd) }
+
+        /// The next datagram, or nil after `seconds`.
+        func receive(within seconds: Int32) -> String? {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, seconds * 1000) == 1 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : nil
+        }
+
+        /// Datagrams until one contains `assignment`; the ones seen on the way.
+        func wait(for assignment: String, within seconds: Int32) -> [String]? {
+            var seen: [String] = []
+            let deadline = Date().addingTimeInterval(TimeInterval(seconds))
+            while Date() < deadline {
+                guard let message = receive(within: 1) else { continue }
+                seen.append(message)
+                if message.split(separator: "\n").contains(Substring(assignment)) { return seen }
+            }
+            return nil
+        }
+    }
+
+    /// Type=notify: READY=1 after the first pass, WATCHDOG=1 at half of
+    /// WATCHDOG_USEC from the event loop, SIGHUP reloads the configuration
+    /// (RELOADING=1, READY=1) without ending the daemon, SIGTERM says
+    /// STOPPING=1 and exits 0. On any kernel: nothing is enabled.
+    func testDaemonSpeaksToTheServiceManagerAndSurvivesSIGHUP() throws {
+        let ns = try TestNamespace()
+        let work = NSTemporaryDirectory() + "flowctl-svc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let notify = try NotifySocket(directory: work)
+        let config = work + "/flowctl.toml"
+        try "resync_interval = 300\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        daemon.arguments = ["ip", "netns", "exec", ns.name, flowctl, "daemon", "--config", config,
+                            "--state-dir", work + "/state", "--control-socket", work + "/control.sock",
+                            "--metrics-address", ""]
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = notify.path
+        environment["WATCHDOG_USEC"] = "400000"
+        daemon.environment = environment
+        let errors = Pipe()
+        daemon.standardError = errors
+        try daemon.run()
+        defer { if daemon.isRunning { daemon.terminate() } }
+
+        let start = notify.wait(for: "READY=1", within: 20)
+        XCTAssertNotNil(start, "no READY=1")
+        XCTAssertTrue(start?.joined().contains("STATUS=0 bridge(s) enabled") == true, "\(start ?? [])")
+        XCTAssertNotNil(notify.wait(for: "WATCHDOG=1", within: 5), "no watchdog ping")
+        XCTAssertNotNil(notify.wait(for: "WATCHDOG=1", within: 5), "the watchdog pinged once only")
+
+        try "resync_interval = 300\nlog_level = \"debug\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        let reload = notify.wait(for: "READY=1", within: 10)
+        XCTAssertTrue(reload?.joined(separator: "\n").contains("RELOADING=1") == true, "\(reload ?? [])")
+        XCTAssertTrue(daemon.isRunning, "SIGHUP ended the daemon")
+        // A configuration that no longer parses is named; the running one stays.
+        try "resync_interval = = 1\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        XCTAssertNotNil(notify.wait(for: "READY=1", within: 10))
+        XCTAssertTrue(daemon.isRunning, "a bad configuration on SIGHUP ended the daemon")
+
+        daemon.terminate()
+        XCTAssertNotNil(notify.wait(for: "STOPPING=1", within: 10), "no STOPPING=1")
+        daemon.waitUntilExit()
+        XCTAssertEqual(daemon.terminationStatus, 0)
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("log_level changed; takes effect when the daemon restarts"), log)
+        XCTAssertTrue(log.contains("configuration not reloaded; the running one stays: \(config):1:"), log)
+        XCTAssertTrue(log.contains("reloaded"), log)
+    }
+}

@@ -9,7 +9,7 @@ import XCTest
 final class HostTierOnLabKernelTests: XCTestCase {
     func testHostTierPassesOnAKernelWithFlowtablesAnd8021Q() throws {
         let runner = CommandLine.arguments[0]
-        for suite in ["DiscoveryTests", "NftablesHostTests", "CLIHostTests"] {
+        for suite in ["DiscoveryTests", "NftablesHostTests", "CLIHostTests", "ServiceHostTests"] {
             let result = try Lab.run([runner, "FlowctlHostTests.\(suite)"])
             XCTAssertEqual(result.status, 0, "FlowctlHostTests.\(suite) failed on the lab kernel:\n\(result)")
             let output = result.stdout + result.stderr

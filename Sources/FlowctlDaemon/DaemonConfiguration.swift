@@ -136,10 +136,47 @@ public struct DaemonConfiguration: Decodable, Sendable, Hashable {
         }
     }
 
-    static let knownKeys = Set(["state_dir", "control_socket", "control_group", "metrics_address",
-                                "resync_interval", "conntrack_interval", "cleanup_on_exit", "log_level",
-                                "coherence_automatic", "coherence_coalesce_ms", "coherence_min_interval_ms", "bridge"])
-    static let knownBridgeKeys = Set(DeclaredBridge.CodingKeys.allCases.map(\.rawValue))
+    /// What each key holds: TOML types, and the words for an error.
+    struct Expected: Sendable {
+        /// TOMLType raw values.
+        var types: Set<String>
+        var what: String
+        init(_ types: [TOMLType], _ what: String) {
+            self.types = Set(types.map(\.rawValue))
+            self.what = what
+        }
+    }
+    static let string = Expected([.string], "a string")
+    static let number = Expected([.int, .double], "a number")
+    static let boolean = Expected([.bool], "true or false")
+    static let names = Expected([.array], "a list of device names")
+    static let keyTypes: [String: Expected] = [
+        "state_dir": string, "control_socket": string, "control_group": string, "metrics_address": string,
+        "log_level": string, "resync_interval": number, "conntrack_interval": number,
+        "coherence_coalesce_ms": number, "coherence_min_interval_ms": number, "cleanup_on_exit": boolean,
+        "coherence_automatic": boolean, "bridge": Expected([.array], "[[bridge]] tables"),
+    ]
+    static let bridgeKeyTypes: [String: Expected] = [
+        "name": string, "uplinks": names, "exclude_uplinks": names, "hw_offload": Expected([.string], "auto, on or off"),
+    ]
+    static var knownKeys: Set<String> { Set(keyTypes.keys) }
+    static var knownBridgeKeys: Set<String> { Set(bridgeKeyTypes.keys) }
+
+    /// Unknown keys and values of the wrong type, named before decoding
+    /// (the decoder would call a string where a boolean belongs "missing").
+    static func check(_ table: TOMLTable, _ types: [String: Expected], at place: String, path: String) throws {
+        if let unknown = table.keys.sorted().first(where: { types[$0] == nil }) {
+            throw LoadError.invalid(path: path, message: "\(place)unknown key \"\(unknown)\" (known: \(types.keys.sorted().joined(separator: ", ")))")
+        }
+        for key in table.keys.sorted() {
+            guard let expected = types[key], let value = table[key] else { continue }
+            let wrongElement = expected.what == names.what
+                && (value.array?.contains { $0.type != .string } ?? false)
+            if !expected.types.contains(value.type.rawValue) || wrongElement {
+                throw LoadError.invalid(path: path, message: "\(place)\(key): wrong type (\(value.type)), expected \(expected.what)")
+            }
+        }
+    }
 
     public static func load(path: String) throws -> DaemonConfiguration {
         let text: String
@@ -157,21 +194,12 @@ public struct DaemonConfiguration: Decodable, Sendable, Hashable {
             throw LoadError.syntax(path: path, line: error.source.begin.line, column: error.source.begin.column,
                                    message: error.description)
         }
-        if let unknown = table.keys.first(where: { !knownKeys.contains($0) }) {
-            throw LoadError.invalid(path: path, message: "unknown key \"\(unknown)\" (known: \(knownKeys.sorted().joined(separator: ", ")))")
-        }
-        if let declared = table["bridge"] {
-            guard let array = declared.array else {
-                throw LoadError.invalid(path: path, message: "bridge: expected [[bridge]] tables")
+        try check(table, keyTypes, at: "", path: path)
+        for (number, entry) in (table["bridge"]?.array.map(Array.init) ?? []).enumerated() {
+            guard let bridge = entry.table else {
+                throw LoadError.invalid(path: path, message: "bridge \(number + 1): wrong type (\(entry.type)), expected a table")
             }
-            for (number, entry) in array.enumerated() {
-                guard let bridge = entry.table else {
-                    throw LoadError.invalid(path: path, message: "bridge \(number + 1): expected a table")
-                }
-                if let unknown = bridge.keys.first(where: { !knownBridgeKeys.contains($0) }) {
-                    throw LoadError.invalid(path: path, message: "bridge \(number + 1): unknown key \"\(unknown)\" (known: \(knownBridgeKeys.sorted().joined(separator: ", ")))")
-                }
-            }
+            try check(bridge, bridgeKeyTypes, at: "bridge \(number + 1): ", path: path)
         }
         let configuration: DaemonConfiguration
         do { configuration = try TOMLDecoder().decode(DaemonConfiguration.self, from: table) } catch {

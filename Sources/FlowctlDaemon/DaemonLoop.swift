@@ -181,8 +181,7 @@ public final class DaemonLoop: @unchecked Sendable {
     func tellServiceManager() {
         guard notifier.isActive else { return }
         var assignments: [String] = []
-        let statistics = engine.statistics
-        let status = "\(engine.intent.bridges.count) bridge(s) enabled, \(engine.lastOutcome?.plan.devices.count ?? 0) device(s) in the flowtable, \(statistics.errors) error(s)"
+        let status = "\(engine.intent.bridges.count) bridge(s) enabled, \(engine.lastOutcome?.plan.devices.count ?? 0) device(s) in the flowtable, \(engine.errorCount) error(s)"
         if status != lastStatusLine {
             assignments.append("STATUS=\(status)")
             lastStatusLine = status

@@ -47,7 +47,22 @@ public final class SyncEngine {
     public private(set) var declared: Intent
     public private(set) var topology: Topology?
     public private(set) var lastOutcome: ReconcileOutcome?
-    public private(set) var statistics = Statistics()
+    /// What the daemon reports (status, metrics); the latency percentiles
+    /// are worked out from the histogram when asked, not on every pass.
+    public var statistics: Statistics {
+        if latencySummaryStale {
+            latencySummary = LatencySummary(latencies)
+            latencySummaryStale = false
+        }
+        var answer = counters
+        answer.eventToAckMicroseconds = latencySummary
+        return answer
+    }
+    private var counters = Statistics()
+    /// Errors so far, without working out the latency percentiles.
+    public var errorCount: Int { counters.errors }
+    private var latencySummary: LatencySummary?
+    private var latencySummaryStale = false
     /// The kernel refused hardware offload for these devices: later passes
     /// plan software for them instead of asking (and being refused) again.
     public private(set) var hardwareRefusal: HardwareRefusal?
@@ -135,7 +150,7 @@ public final class SyncEngine {
 
     public func receive(_ events: [TopologyEvent], at instant: ContinuousClock.Instant = .now) {
         guard !events.isEmpty else { return }
-        statistics.events += events.count
+        counters.events += events.count
         var changesPlan = false
         for event in events {
             if scheduler.settings.automatic, let topology {
@@ -204,7 +219,7 @@ public final class SyncEngine {
                     known?.laterForwardChains = nil
                 }
                 metrics.events(kind: "nftables")
-                statistics.events += 1
+                counters.events += 1
                 if scheduler.settings.automatic {
                     // Any commit may have changed what is allowed: send the
                     // offloaded flows past the current rules again.
@@ -313,13 +328,13 @@ public final class SyncEngine {
             if reason != nil || topology == nil {
                 topology = try topologySource.snapshot()
                 routesStale = false
-                statistics.resyncs += 1
+                counters.resyncs += 1
                 metrics.resync(reason: reason ?? "start")
                 logger.info("full resync", metadata: ["reason": "\(reason ?? "start")"])
             } else if routesStale {
                 topology?.routes = try topologySource.routes()
                 routesStale = false
-                statistics.routeReads = (statistics.routeReads ?? 0) + 1
+                counters.routeReads = (counters.routeReads ?? 0) + 1
             }
             let outcome = try reconcile(intent: intent)
             if outcome.applied, outcome.batch.changes.contains(where: { if case .addFlowtable = $0 { true } else { false } }) {
@@ -335,17 +350,17 @@ public final class SyncEngine {
                 let elapsed = ContinuousClock.now - since
                 metrics.latency(elapsed)
                 _ = latencies.record(UInt64(max(0, elapsed.nanoseconds / 1000)))
-                statistics.eventToAckMicroseconds = LatencySummary(latencies)
+                latencySummaryStale = true
             }
             if reason != nil {
-                statistics.lastResyncMicroseconds = Double((ContinuousClock.now - started).nanoseconds) / 1000
+                counters.lastResyncMicroseconds = Double((ContinuousClock.now - started).nanoseconds) / 1000
             }
             pendingSince = nil
             metrics.passDuration(ContinuousClock.now - started)
             return outcome
         } catch {
-            statistics.errors += 1
-            statistics.lastError = "\(error)"
+            counters.errors += 1
+            counters.lastError = "\(error)"
             metrics.error()
             failureStreak += 1
             // Back off 2 ms, 4 ms ... up to 5 s, and start over from dumps. The
@@ -386,14 +401,14 @@ public final class SyncEngine {
             let latency = Double((ContinuousClock.now - since).nanoseconds) / 1000
             let record = ReevaluationRecord(time: Date().timeIntervalSince1970, causes: causes, flows: flows,
                                             latencyMicroseconds: latency)
-            statistics.reevaluations += 1
-            statistics.lastReevaluation = record
+            counters.reevaluations += 1
+            counters.lastReevaluation = record
             metrics.reevaluation(kinds: record.causeKinds, flows: flows)
             logger.notice("\(record.line)", metadata: ["latency_ms": "\(Int(latency / 1000))"])
             return record
         } catch {
-            statistics.errors += 1
-            statistics.lastError = "\(error)"
+            counters.errors += 1
+            counters.lastError = "\(error)"
             metrics.error()
             // Not lost: tried again after the scheduler's interval; from full
             // dumps unless a device vanished mid-batch (the view is pruned).
@@ -412,7 +427,7 @@ public final class SyncEngine {
         topology = fresh
         guard let record = reevaluate([cause], since: .now) else {
             throw KernelError(operation: "re-evaluate offloaded flows", errno: 0,
-                              reason: statistics.lastError ?? "the flowtable could not be recreated")
+                              reason: counters.lastError ?? "the flowtable could not be recreated")
         }
         return record
     }
@@ -436,7 +451,7 @@ public final class SyncEngine {
             // Devices found gone are gone from our view too.
             if !view.pruned.isEmpty {
                 self.topology = view.topology
-                statistics.vanishedDevices = (statistics.vanishedDevices ?? 0) + view.pruned.count
+                counters.vanishedDevices = (counters.vanishedDevices ?? 0) + view.pruned.count
                 logger.debug("devices gone before their removal was announced", metadata: ["devices": "\(view.pruned)"])
             }
         }
@@ -473,13 +488,13 @@ public final class SyncEngine {
 
     private func record(_ outcome: ReconcileOutcome, previous: Plan?) {
         if outcome.fellBackToSoftware, let refusal = outcome.hardwareRefusal {
-            statistics.hardwareFallbacks = (statistics.hardwareFallbacks ?? 0) + 1
+            counters.hardwareFallbacks = (counters.hardwareFallbacks ?? 0) + 1
             metrics.hardwareFallback()
             logger.warning("\(refusal.reason); using software offload until another device joins or an enable asks again")
         }
         hardwareRefusal = outcome.hardwareRefusal
         if outcome.applied {
-            statistics.batches += 1
+            counters.batches += 1
             metrics.batch()
             for line in ChangeLog.lines(for: outcome.batch, plan: outcome.plan, previous: previous,
                                             kernel: outcome.kernelBefore) {

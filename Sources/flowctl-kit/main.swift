@@ -13,6 +13,7 @@ let subcommands: [String: ([String]) throws -> Void] = [
     "nft-debug": KitNftables.debug,
     "nft-sequence": KitNftables.sequence, // KitNftables.swift: batches and link steps, errno and table after each
     "plan-bench": KitPlanBench.run,   // KitPlanBench.swift: CPU cost of plan and diff
+    "engine-bench": KitEngineBench.run,   // KitEngineBench.swift: the daemon's userland pass per route event
     "hotplug-bench": KitHotplug.run,  // KitHotplug.swift: daemon hotplug latency (Bench/hotplug.sh)
     "conntrack": KitConntrack.run,    // KitConntrack.swift: print ConntrackSummary JSON
 ]

@@ -1,2 +1,2 @@
 import FlowctlCLI
-FlowctlCommand.main()
+FlowctlCommand.runMain()

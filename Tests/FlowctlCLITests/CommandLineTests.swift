@@ -229,3 +229,24 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(stdout.contains("CONFIG_NF_FLOW_TABLE"), stdout)
     }
 }
+
+/// Usage errors read like every other error: one `flowctl: error:` line,
+/// then the usage; exit 64 (EX_USAGE).
+final class UsageErrorTests: XCTestCase {
+    func testUsageErrorsFollowTheErrorLine() throws {
+        for (arguments, message) in [
+            (["enable"], "flowctl: error: Missing expected argument '<bridge>'"),
+            (["status", "--bogus"], "flowctl: error: Unknown option '--bogus'"),
+            (["enable", "br0", "--hw-offload", "maybe"], "flowctl: error: The value 'maybe' is invalid for '--hw-offload <hw-offload>'"),
+            (["frobnicate"], "flowctl: error: Unexpected argument 'frobnicate'"),
+        ] {
+            let outcome = try XCTUnwrap(FlowctlCommand.outcome(of: arguments), "\(arguments)")
+            XCTAssertTrue(outcome.standardError.hasPrefix(message), outcome.standardError)
+            XCTAssertTrue(outcome.standardError.contains("\nUsage: flowctl"), outcome.standardError)
+            XCTAssertEqual(outcome.exitCode, 64)
+        }
+        XCTAssertNil(FlowctlCommand.outcome(of: ["--help"]), "help prints as usual")
+        XCTAssertNil(FlowctlCommand.outcome(of: ["--version"]))
+        XCTAssertNil(FlowctlCommand.outcome(of: ["enable", "br0"]), "a valid command line runs")
+    }
+}

@@ -333,8 +333,15 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try DaemonConfiguration.parse("resync = 3", path: "u.toml")) { error in
             XCTAssertTrue("\(error)".contains("unknown key \"resync\""), "\(error)")
         }
-        XCTAssertThrowsError(try DaemonConfiguration.parse("cleanup_on_exit = \"yes\"", path: "t.toml")) { error in
-            XCTAssertTrue("\(error)".contains("cleanup_on_exit"), "\(error)")
+        for (text, message) in [
+            ("cleanup_on_exit = \"yes\"", "t.toml: cleanup_on_exit: wrong type (string), expected true or false"),
+            ("resync_interval = \"60\"", "t.toml: resync_interval: wrong type (string), expected a number"),
+            ("[[bridge]]\nname = \"br0\"\nuplinks = \"eth0\"", "t.toml: bridge 1: uplinks: wrong type (string), expected a list of device names"),
+            ("[[bridge]]\nname = \"br0\"\nuplinks = [1]", "t.toml: bridge 1: uplinks: wrong type (array), expected a list of device names"),
+        ] {
+            XCTAssertThrowsError(try DaemonConfiguration.parse(text, path: "t.toml"), text) { error in
+                XCTAssertEqual("\(error)", message)
+            }
         }
         XCTAssertThrowsError(try DaemonConfiguration.parse("resync_interval = -1", path: "n.toml"))
     }

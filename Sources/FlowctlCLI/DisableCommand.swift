@@ -16,6 +16,7 @@ struct DisableCommand: ParsableCommand {
     var bridge: String
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         try validateInterfaceName(bridge, what: "bridge")
@@ -26,6 +27,10 @@ struct DisableCommand: ParsableCommand {
             if let response = try state.daemon(ControlRequest(command: .disable, bridge: bridge)),
                let outcome = response.outcome
             {
+                if output.json {
+                    return try printJSON(ChangeReport(command: "disable", bridge: bridge, enabled: false, outcome: outcome,
+                                                      intent: response.intent, throughDaemon: true))
+                }
                 say("\(bridge): fast path off (through the daemon)")
                 if response.intent?.isEmpty ?? false { say("  no bridge left enabled: flowctl's table is gone") }
                 Report.changes(outcome)
@@ -36,6 +41,10 @@ struct DisableCommand: ParsableCommand {
                     let enabled = intent.bridgeNames.isEmpty ? "none" : intent.bridgeNames.joined(separator: ", ")
                     throw DisableError.notEnabled(bridge, enabled: enabled)
                 }
+            }
+            if output.json {
+                return try printJSON(ChangeReport(command: "disable", bridge: bridge, enabled: false, outcome: outcome,
+                                                  intent: intent, throughDaemon: false))
             }
             say("\(bridge): fast path off")
             if intent.isEmpty { say("  no bridge left enabled: flowctl's table is gone") }

@@ -31,6 +31,7 @@ struct EnableCommand: ParsableCommand {
     var hwOffload: HWOffloadMode = .auto
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         do {
@@ -49,6 +50,10 @@ struct EnableCommand: ParsableCommand {
             if let response = try state.daemon(request),
                let outcome = response.outcome
             {
+                if output.json {
+                    return try printJSON(ChangeReport(command: "enable", bridge: bridge, enabled: true, outcome: outcome,
+                                                      intent: response.intent, throughDaemon: true))
+                }
                 say("\(Report.enabled(bridge, in: outcome.plan)): fast path on (through the daemon)" + (outcome.plan.offload.map { ", \($0)" } ?? ""))
                 Report.devices(outcome.plan, bridge: bridge)
                 Report.changes(outcome)
@@ -58,9 +63,13 @@ struct EnableCommand: ParsableCommand {
             var wasEnabled = false
             // A pattern may match nothing yet; an exact name must exist.
             let required: Set<String> = Intent.isPattern(bridge) ? [] : [bridge]
-            let (_, outcome) = try change(store: state.store, required: required) { intent in
+            let (intent, outcome) = try change(store: state.store, required: required) { intent in
                 wasEnabled = intent.bridges[bridge] == options
                 intent.bridges[bridge] = options
+            }
+            if output.json {
+                return try printJSON(ChangeReport(command: "enable", bridge: bridge, enabled: true, outcome: outcome,
+                                                  intent: intent, throughDaemon: false))
             }
             say("\(Report.enabled(bridge, in: outcome.plan)): fast path \(wasEnabled ? "already on" : "on")"
                 + (outcome.plan.offload.map { ", \($0)" } ?? ""))

@@ -1,35 +1,50 @@
 import FlowctlCore
 import FlowctlDaemon
 
-/// Stores a new intent and brings the kernel to it, all or nothing: the new
-/// intent is written to a temp file first (so a full disk fails before the
-/// kernel is touched), the kernel gets one atomic batch, and only then is
-/// the file renamed into place. If that rename fails, the kernel is brought
-/// back to the old intent.
+/// Stores a new intent and brings the kernel to it, all or nothing
+/// (IntentTransaction), as the host's one writer.
 func change(
     store: IntentStore, required: Set<String> = [], _ edit: (inout Intent) throws -> Void
 ) throws -> (intent: Intent, outcome: ReconcileOutcome) {
-    try asHostWriter { try store.withLock {
-        let old = try store.load()
-        var new = old
-        try edit(&new)
-        let reconciler = Reconciler(edges: Runtime.makeEdges())
-        let pending = try store.prepare(new)
-        let outcome: ReconcileOutcome
-        do {
-            outcome = try reconciler.reconcile(intent: new, required: required)
-        } catch {
-            pending.abort()
-            throw error
-        }
-        do {
-            try pending.commit()
-        } catch {
-            _ = try? reconciler.reconcile(intent: old)
-            throw error
-        }
-        return (new, outcome)
-    } }
+    try asHostWriter {
+        try IntentTransaction.run(store: store, reconciler: Reconciler(edges: Runtime.makeEdges()),
+                                  required: required, edit)
+    }
+}
+
+/// What `enable --json` and `disable --json` print: what changed.
+struct ChangeReport: Codable {
+    var command: String
+    /// The bridge or pattern, as given.
+    var bridge: String
+    var enabled: Bool
+    /// Bridges a pattern matches now.
+    var matched: [String]
+    /// Nothing was sent: the kernel already matched (or the bridge was already so).
+    var unchanged: Bool
+    var throughDaemon: Bool
+    var offload: String?
+    /// The flowtable's devices that serve this bridge, with their reasons.
+    var devices: [PlannedDevice]
+    /// The nft commands of the batch sent, in order.
+    var changes: [String]
+    /// Enabled bridges and patterns after the change.
+    var enabledBridges: [String]
+    var warnings: [String]
+
+    init(command: String, bridge: String, enabled: Bool, outcome: ReconcileOutcome, intent: Intent?, throughDaemon: Bool) {
+        self.command = command
+        self.bridge = bridge
+        self.enabled = enabled
+        matched = outcome.plan.bridges.filter { $0.name == bridge || $0.pattern == bridge }.map(\.name)
+        unchanged = outcome.batch.isEmpty
+        self.throughDaemon = throughDaemon
+        offload = outcome.plan.offload.map { "\($0)" }
+        devices = enabled ? Report.devices(of: outcome.plan, bridge: bridge) : []
+        changes = NftText.commands(outcome.batch)
+        enabledBridges = intent?.bridgeNames ?? []
+        warnings = outcome.warnings
+    }
 }
 
 /// Runs a one-shot change of the kernel holding the host writer lock, so

@@ -5,12 +5,7 @@ import FlowctlCore
 enum Report {
     /// `bridge`: an enabled name or pattern (its matched bridges' devices).
     static func devices(_ plan: Plan, bridge: String? = nil) {
-        let names = bridge.map { key in
-            Set(plan.bridges.filter { $0.name == key || $0.pattern == key }.map(\.name) + [key])
-        }
-        let devices = plan.devices.filter { device in
-            names.map { names in device.reasons.contains { names.contains($0.bridge) } } ?? true
-        }
+        let devices = devices(of: plan, bridge: bridge)
         if devices.isEmpty {
             say("  flowtable: no devices")
             return
@@ -20,6 +15,16 @@ enum Report {
         for device in devices {
             let padded = device.name.padding(toLength: width, withPad: " ", startingAt: 0)
             say("    \(padded)  \(device.kind.description.padding(toLength: 8, withPad: " ", startingAt: 0)) \(device.reasons.map(\.description).joined(separator: "; "))")
+        }
+    }
+
+    /// The plan's devices that serve `bridge` (a name or pattern; nil: all).
+    static func devices(of plan: Plan, bridge: String?) -> [PlannedDevice] {
+        let names = bridge.map { key in
+            Set(plan.bridges.filter { $0.name == key || $0.pattern == key }.map(\.name) + [key])
+        }
+        return plan.devices.filter { device in
+            names.map { names in device.reasons.contains { names.contains($0.bridge) } } ?? true
         }
     }
 

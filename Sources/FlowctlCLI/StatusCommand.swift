@@ -52,7 +52,26 @@ struct StatusReport: Codable {
     var warnings: [String]
     /// Set when a running daemon answered.
     var daemon: DaemonInfo?
+    /// What keeps the fast path from being fully in place; empty: it is
+    /// (exit status 0; otherwise 3, for health checks).
+    var problems: [String] = []
+
+    /// Enabled bridges that cannot be served now, planned devices missing
+    /// from the kernel's flowtable, pending changes.
+    mutating func findProblems() {
+        let missing = Set(enabled.filter { !Intent.isPattern($0) }).subtracting(bridges.map(\.name))
+        problems = missing.sorted().map { "\($0) is enabled but not usable now" }
+        let absent = Set(bridges.flatMap { $0.devices.filter { !$0.inFlowtable }.map(\.name) })
+        if !absent.isEmpty { problems.append("not in the kernel's flowtable: \(absent.sorted().joined(separator: ", "))") }
+        if !pendingChanges.isEmpty {
+            problems.append("\(pendingChanges.count) change\(pendingChanges.count == 1 ? "" : "s") pending (`flowctl apply`)")
+        }
+    }
 }
+
+/// `status` exit status when the fast path is not fully in place (LSB's
+/// "program is not running" for a status action).
+let notInPlaceExitCode = ExitCode(3)
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,13 +79,17 @@ struct StatusCommand: ParsableCommand {
         abstract: "Show each enabled bridge's fast path, offloaded flows and conntrack use.",
         discussion: """
             Reads only: what differs between the kernel and the stored intent is listed \
-            as pending changes; `flowctl apply` (or the daemon) makes them.
+            as pending changes; `flowctl apply` (or the daemon) makes them. Exit status \
+            for health checks: 0 when every enabled bridge's fast path is in place, 3 \
+            when not (a bridge not usable, devices missing from the flowtable, changes \
+            pending), 1 when status itself failed.
             """)
 
     @OptionGroup var state: StateOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        var failure: ExitCode?
         try guarded {
             if let response = try state.daemon(ControlRequest(command: .status)) {
                 guard let intent = response.intent, let outcome = response.outcome else {
@@ -77,6 +100,8 @@ struct StatusCommand: ParsableCommand {
                 }
                 var report = makeReport(intent: intent, outcome: outcome, table: response.table, conntrack: conntrack)
                 report.daemon = response.daemon
+                report.findProblems()
+                defer { if !report.problems.isEmpty { failure = notInPlaceExitCode } }
                 if output.json { try printJSON(report) } else {
                     printText(report)
                     if let daemon = response.daemon {
@@ -105,8 +130,11 @@ struct StatusCommand: ParsableCommand {
             if !store.directoryExists {
                 report.warnings.insert("state directory \(store.directory) does not exist: no bridge is enabled there", at: 0)
             }
+            report.findProblems()
+            if !report.problems.isEmpty { failure = notInPlaceExitCode }
             if output.json { try printJSON(report) } else { printText(report) }
         }
+        if let failure { throw failure }
     }
 
     func makeReport(intent: Intent, outcome: ReconcileOutcome, table: KernelTable?, conntrack: ConntrackSummary)
@@ -195,5 +223,6 @@ struct StatusCommand: ParsableCommand {
             report.repairs.forEach { say("  \($0)") }
         }
         report.warnings.forEach(warn)
+        if !report.problems.isEmpty { say("not fully in place: \(report.problems.joined(separator: "; "))") }
     }
 }

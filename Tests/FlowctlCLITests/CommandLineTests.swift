@@ -110,6 +110,45 @@ final class CommandLineTests: XCTestCase {
                        "state changed", file: file, line: line)
     }
 
+    /// `enable --json` and `disable --json` say what changed, for programs.
+    func testEnableAndDisableReportChangesAsJSON() throws {
+        XCTAssertEqual(flowctl(["enable", "br0", "--json"]), 0, stderr)
+        let enabled = try JSONDecoder().decode(ChangeReport.self, from: Data(stdout.utf8))
+        XCTAssertEqual(enabled.command, "enable")
+        XCTAssertTrue(enabled.enabled)
+        XCTAssertFalse(enabled.unchanged)
+        XCTAssertEqual(enabled.matched, ["br0"])
+        XCTAssertEqual(enabled.devices.map(\.name), ["eth0", "veth1", "vnet0"])
+        XCTAssertEqual(enabled.changes.first, "add table inet flowctl { comment \"\(FlowctlNames.tableComment)\"; }")
+        XCTAssertEqual(enabled.enabledBridges, ["br0"])
+        stdout = ""
+        XCTAssertEqual(flowctl(["enable", "br0", "--json"]), 0, stderr)
+        XCTAssertTrue(try JSONDecoder().decode(ChangeReport.self, from: Data(stdout.utf8)).unchanged, "enabled twice: nothing sent")
+        stdout = ""
+        XCTAssertEqual(flowctl(["disable", "br0", "--json"]), 0, stderr)
+        let disabled = try JSONDecoder().decode(ChangeReport.self, from: Data(stdout.utf8))
+        XCTAssertFalse(disabled.enabled)
+        XCTAssertEqual(disabled.changes, ["delete table inet flowctl"])
+        XCTAssertEqual(disabled.enabledBridges, [])
+        XCTAssertNil(try backend.table(FlowctlNames.table))
+    }
+
+    /// `plan BRIDGE` previews an enable: what it would list and send,
+    /// nothing stored or sent; an unknown bridge is the same error as enable's.
+    func testPlanPreviewsAnEnable() throws {
+        XCTAssertEqual(flowctl(["plan", "br0", "--exclude-uplink", "eth0"]), 0, stderr)
+        XCTAssertTrue(stdout.contains("# enabling br0 (preview: nothing is stored or sent)"), stdout)
+        XCTAssertTrue(stdout.contains("vnet0"), stdout)
+        XCTAssertFalse(stdout.contains("eth0 "), "excluded: \(stdout)")
+        XCTAssertTrue(stdout.contains("add table inet flowctl"), stdout)
+        XCTAssertTrue(backend.appliedBatches.isEmpty, "plan sent a batch")
+        XCTAssertEqual(try IntentStore(directory: state).load(), Intent(), "plan stored the bridge")
+        stderr = ""
+        XCTAssertEqual(flowctl(["plan", "br9"]), 1)
+        XCTAssertEqual(stderr, "flowctl: error: no such device: br9\n")
+        XCTAssertNotNil(parse(["plan", "--uplink", "eth0"]), "options without a bridge are refused")
+    }
+
     func testBadInputLeavesEverythingAsItWas() throws {
         try assertRefused(["enable", "br9"], message: "no such device: br9")
         try assertRefused(["enable", "vnet0"], message: "vnet0 is not a bridge (it is a tun device)")
@@ -141,11 +180,13 @@ final class CommandLineTests: XCTestCase {
     /// and a mistyped state dir does not remove the fast path.
     func testStatusNeverWrites() throws {
         XCTAssertEqual(flowctl(["enable", "br0"]), 0, stderr)
+        XCTAssertEqual(flowctl(["status"]), 0, "in place: a health check passes\n\(stdout)\(stderr)")
         let batches = backend.appliedBatches.count
         let table = try backend.table(FlowctlNames.table)
         stdout = ""
         stderr = ""
-        XCTAssertEqual(flowctl(["status"], stateDir: state + "/typo"), 0, stderr)
+        XCTAssertEqual(flowctl(["status"], stateDir: state + "/typo"), 3, "drift: a health check fails\n\(stderr)")
+        XCTAssertTrue(stdout.contains("not fully in place: 1 change pending (`flowctl apply`)"), stdout)
         XCTAssertEqual(backend.appliedBatches.count, batches, "status sent a batch")
         XCTAssertEqual(try backend.table(FlowctlNames.table), table)
         XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/typo"), "status created the state dir")

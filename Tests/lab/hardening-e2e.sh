@@ -147,7 +147,8 @@ daemon_pid=
 
 step "read commands never write (one-shot): status with a mistyped state dir, a dangling intent.json"
 before=$(nft -a list table inet flowctl)
-out=$("$FLOWCTL" status --state-dir /tmp/typo 2>&1) || fail "status with a mistyped state dir failed: $out"
+rc=0; out=$("$FLOWCTL" status --state-dir /tmp/typo 2>&1) || rc=$?
+[ "$rc" -eq 3 ] || fail "status with a mistyped state dir (drift: not in place) exited $rc, not 3: $out"
 [ "$(nft -a list table inet flowctl)" = "$before" ] || fail "status with a mistyped state dir changed the table: $out"
 [ ! -e /tmp/typo ] || fail "status created the mistyped state dir"
 echo "$out" | grep -q "state directory /tmp/typo does not exist" || fail "status does not say the state dir is missing: $out"
@@ -158,4 +159,5 @@ if out=$("$FLOWCTL" status --state-dir "$work/dangling" 2>&1); then fail "status
 echo "$out" | grep -q "a symbolic link to nothing" || fail "the dangling intent.json is not named: $out"
 [ "$(nft -a list table inet flowctl)" = "$before" ] || fail "reading a dangling intent.json changed the table"
 "$FLOWCTL" status | grep -q "NOT in sync" && fail "status with the real state dir finds drift"
+"$FLOWCTL" status >/dev/null || fail "status with the real state dir exited $? (in place: 0)"
 echo "PASS hardening-e2e"

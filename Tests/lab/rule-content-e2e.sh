@@ -140,7 +140,8 @@ echo "$plan" | grep -q "^delete rule inet flowctl forward handle $h\$" || fail "
 intact && fail "plan changed the kernel"
 
 step "status reports the tampered rule and changes nothing; apply repairs it"
-out=$("$FLOWCTL" status) || fail "status failed: $out"
+rc=0; out=$("$FLOWCTL" status) || rc=$?
+[ "$rc" -eq 3 ] || fail "status with a tampered rule exited $rc, not 3 (not in place): $out"
 echo "$out"
 echo "$out" | grep -q "NOT in sync" || fail "status does not report the drift: $out"
 echo "$out" | grep -q "rule \"flowctl/v2 iifname tcp\" (handle $h) to be repaired" || fail "status does not name the tampered rule: $out"

@@ -5,7 +5,6 @@ import FlowctlLinux
 import Foundation
 import Glibc
 import Logging
-import Metrics
 import Prometheus
 import ServiceLifecycle
 
@@ -100,14 +99,7 @@ struct DaemonCommand: ParsableCommand {
                 return handler
             }
             let logger = Logger(label: "flowctl")
-            let registry = PrometheusCollectorRegistry()
-            var factory = PrometheusMetricsFactory(registry: registry)
-            factory.defaultDurationHistogramBuckets = [
-                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
-                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-                .milliseconds(250), .seconds(1), .seconds(5),
-            ]
-            MetricsSystem.bootstrap(factory)
+            let metrics = DaemonMetrics(version: FlowctlCommand.configuration.version)
 
             // One writer per host: a second daemon is refused, naming the first;
             // a one-shot command that is changing the host is waited for.
@@ -122,13 +114,13 @@ struct DaemonCommand: ParsableCommand {
             let topologyEvents = try RtnetlinkMonitor()
             let rulesetEvents = try NftablesMonitor()
             let engine = try SyncEngine(topologySource: edges.topology, backend: edges.backend, store: store,
-                                        logger: logger, conntrack: edges.conntrack,
+                                        logger: logger, metrics: metrics, conntrack: edges.conntrack,
                                         coherence: configuration.coherence, declared: configuration.declaredIntent)
             let control = try ControlServer(path: configuration.controlSocket, group: configuration.controlGroup,
                                             logger: logger)
             var metricsServer: MetricsServer?
             if !configuration.metricsAddress.isEmpty {
-                metricsServer = try MetricsServer(address: configuration.metricsAddress, registry: registry, logger: logger)
+                metricsServer = try MetricsServer(address: configuration.metricsAddress, registry: metrics.registry, logger: logger)
                 metricsServer?.start()
                 logger.info("metrics on http://\(configuration.metricsAddress)/metrics")
             }

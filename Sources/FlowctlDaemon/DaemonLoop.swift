@@ -3,7 +3,6 @@ import FlowctlLinux
 import Foundation
 import Glibc
 import Logging
-import Metrics
 import Synchronization
 
 /// The daemon's single event loop, on its own thread: poll() over the
@@ -47,11 +46,6 @@ public final class DaemonLoop: @unchecked Sendable {
     private var ready = false
     private var notifyFailed = false
     private var lastStatusLine: String?
-    private let conntrackCount = Gauge(label: "flowctl_conntrack_count")
-    private let conntrackMax = Gauge(label: "flowctl_conntrack_max")
-    private let offloadedFlows = Gauge(label: "flowctl_offloaded_flows")
-    private let hardwareFlows = Gauge(label: "flowctl_offloaded_flows_hardware")
-    private let conntrackWarning = Gauge(label: "flowctl_conntrack_fill_warning")
 
     public init(engine: SyncEngine, topologyEvents: any TopologyEventSource, rulesetEvents: any RulesetEventSource,
                 control: ControlServer?, conntrack: any ConntrackSource, backend: any RulesetBackend,
@@ -255,13 +249,13 @@ public final class DaemonLoop: @unchecked Sendable {
     }
 
     func sampleConntrack() {
+        // The slow path's packet count, as status shows it (the rules' counters).
+        if let rules = try? backend.table(FlowctlNames.table)?.rules {
+            engine.metrics.forwardChain(packets: rules.compactMap(\.packets).reduce(0, +))
+        }
         guard let summary = try? conntrack.summary() else { return }
-        offloadedFlows.record(summary.offloaded)
-        hardwareFlows.record(summary.hardwareOffloaded)
-        if let count = summary.count { conntrackCount.record(count) }
-        if let max = summary.max { conntrackMax.record(max) }
+        engine.metrics.conntrack(summary)
         let high = (summary.fill ?? 0) >= ConntrackSummary.warningFill
-        conntrackWarning.record(high ? 1 : 0)
         if high && !conntrackWarned {
             logger.warning("conntrack table is \(Int((summary.fill ?? 0) * 100))% full (\(summary.count ?? 0) of \(summary.max ?? 0)); new flows will be dropped when it is full: raise net.netfilter.nf_conntrack_max")
         }

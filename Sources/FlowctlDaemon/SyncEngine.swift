@@ -2,7 +2,6 @@ import FlowctlCore
 import Foundation
 import Histogram
 import Logging
-import Metrics
 
 /// The daemon's state machine, without any I/O of its own: it is fed
 /// events, keeps the topology current from them, and reconciles once per
@@ -35,7 +34,7 @@ public final class SyncEngine {
     let backend: any RulesetBackend
     let store: IntentStore
     let logger: Logger
-    let metrics: EngineMetrics
+    public let metrics: DaemonMetrics
     /// Counts the flows a re-evaluation sends back (for logs and metrics).
     let conntrack: (any ConntrackSource)?
     /// The thread that applies batches: commits it made are not tampering.
@@ -94,7 +93,7 @@ public final class SyncEngine {
     public private(set) var scheduler: ReevaluationScheduler
 
     public init(topologySource: any TopologySource, backend: any RulesetBackend, store: IntentStore,
-                logger: Logger, metrics: EngineMetrics = EngineMetrics(), ownPID: UInt32 = UInt32(getpid()),
+                logger: Logger, metrics: DaemonMetrics = DaemonMetrics(), ownPID: UInt32 = UInt32(getpid()),
                 conntrack: (any ConntrackSource)? = nil,
                 coherence settings: ReevaluationScheduler.Settings = .init(), declared: Intent = Intent()) throws
     {
@@ -362,6 +361,10 @@ public final class SyncEngine {
             counters.errors += 1
             counters.lastError = "\(error)"
             metrics.error()
+            if let topology, let planned = try? Planner().plan(intent: intent, topology: topology).desired?.flowtable.devices {
+                let inKernel = Set((try? backend.table(FlowctlNames.table))?.flowtables.first?.devices ?? [])
+                metrics.devices(inKernel.count, missing: planned.filter { !inKernel.contains($0) }.count)
+            }
             failureStreak += 1
             // Back off 2 ms, 4 ms ... up to 5 s, and start over from dumps. The
             // first retries are quick: a device announced by RTM_NEWLINK while
@@ -504,7 +507,7 @@ public final class SyncEngine {
         for warning in outcome.warnings where !(lastOutcome?.warnings.contains(warning) ?? false) {
             logger.warning("\(warning)")
         }
-        metrics.devices(outcome.plan.desired?.flowtable.devices.count ?? 0)
+        metrics.devices(outcome.plan.desired?.flowtable.devices.count ?? 0, missing: 0)
         if outcome.plan != lastOutcome?.plan { served = CoherenceWatch.Served(plan: outcome.plan) }
         lastOutcome = outcome
     }
@@ -567,33 +570,5 @@ public struct LatencySummary: Codable, Sendable, Hashable {
     }
 }
 
-/// The engine's metrics (swift-metrics; exported by the Prometheus backend).
-public struct EngineMetrics: Sendable {
-    public init() {}
-
-    let devicesGauge = Gauge(label: "flowctl_flowtable_devices")
-    let batches = Counter(label: "flowctl_batches_total")
-    let errors = Counter(label: "flowctl_errors_total")
-    let latencyTimer = Metrics.Timer(label: "flowctl_event_to_ack_seconds")
-    let passTimer = Metrics.Timer(label: "flowctl_reconcile_seconds")
-    let hardwareFallbacks = Counter(label: "flowctl_hardware_offload_fallbacks_total")
-
-    func events(kind: String) { Counter(label: "flowctl_events_total", dimensions: [("source", kind)]).increment() }
-    func resync(reason: String) {
-        let kind = reason.hasPrefix("periodic") ? "periodic" : reason.contains("lost") ? "lost"
-            : reason == "start" ? "start" : reason.contains("failed") ? "failure" : "other"
-        Counter(label: "flowctl_resyncs_total", dimensions: [("reason", kind)]).increment()
-    }
-    func batch() { batches.increment() }
-    func reevaluation(kinds: [String], flows: Int?) {
-        for kind in kinds { Counter(label: "flowctl_reevaluations_total", dimensions: [("cause", kind)]).increment() }
-        if let flows { Counter(label: "flowctl_reevaluated_flows_total").increment(by: flows) }
-    }
-    func error() { errors.increment() }
-    func hardwareFallback() { hardwareFallbacks.increment() }
-    func devices(_ count: Int) { devicesGauge.record(count) }
-    func latency(_ duration: Duration) { latencyTimer.recordNanoseconds(duration.nanoseconds) }
-    func passDuration(_ duration: Duration) { passTimer.recordNanoseconds(duration.nanoseconds) }
-}
 
 

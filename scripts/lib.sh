@@ -8,7 +8,7 @@ FLOWCTL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FLOWCTL_APT_PACKAGES=(
     libnl-3-dev libnl-route-3-dev libnftnl-dev libmnl-dev pkg-config
     nftables iproute2 conntrack xz-utils iputils-ping socat kmod curl jq
-    ethtool systemd util-linux
+    ethtool systemd util-linux debootstrap binutils
 )
 
 flowctl_say() { printf '==> %s\n' "$*" >&2; }

@@ -201,13 +201,25 @@ final class CLIHostTests: HostTestCase {
     func testEnableIsAllOrNothingOnThisKernel() throws {
         let flowtables = try kernelHasFlowtables()
         let ns = try TestNamespace()
+        // The host `ns`: br0 (198.18.90.1/24) with the VM's port vnet0, and
+        // an uplink up0 to `ext`, behind which 198.18.92.1 answers.
+        let vm = try TestNamespace(prefix: "flowctl-vm")
+        let ext = try TestNamespace(prefix: "flowctl-ext")
         try ns.sh("""
-            ip link add br0 type bridge
-            ip link add vnet0 type veth peer name g0
+            sysctl -qw net.ipv4.ip_forward=1
+            ip link add br0 address 02:00:00:00:00:01 type bridge
+            ip link add vnet0 type veth peer name g0 netns \(vm.name)
             ip link set vnet0 master br0
             ip link set br0 up; ip link set vnet0 up
+            ip addr add 198.18.90.1/24 dev br0
+            ip link add up0 type veth peer name e0 netns \(ext.name)
+            ip link set up0 up
+            ip addr add 198.18.91.1/24 dev up0
+            ip route add 198.18.92.0/24 via 198.18.91.2 dev up0
             nft add table inet other
             """)
+        try vm.sh("ip link set lo up; ip link set g0 up; ip addr add 198.18.90.2/24 dev g0; ip route add default via 198.18.90.1")
+        try ext.sh("ip link set lo up; ip link set e0 up; ip addr add 198.18.91.2/24 dev e0; ip addr add 198.18.92.1/32 dev lo; ip route add default via 198.18.91.1")
         let state = NSTemporaryDirectory() + "flowctl-host-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: state) }
         let before = try ns.run(["nft", "list", "ruleset"]).stdout
@@ -215,8 +227,44 @@ final class CLIHostTests: HostTestCase {
         if flowtables {
             XCTAssertEqual(result.status, 0, "\(result)")
             let table = try XCTUnwrap(try decode(KernelTable?.self, try ns.run([kit, "nft-dump", "inet", "flowctl"])))
-            XCTAssertEqual(table.flowtables.first?.devices, ["vnet0"])
+            XCTAssertEqual(table.flowtables.first?.devices, ["up0", "vnet0"])
             XCTAssertEqual(try IntentStore(directory: state).load().bridgeNames, ["br0"])
+            // Traffic: the replies of a 4 MiB TCP transfer from behind the
+            // uplink take the fast path (an observer chain in the forward
+            // hook sees only the first packets).
+            try ns.sh("nft add table inet observe; nft add chain inet observe c '{ type filter hook forward priority 0; }'; nft add rule inet observe c ip saddr 198.18.92.1 tcp sport 5001 counter")
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            server.arguments = ["ip", "netns", "exec", ext.name, "python3", "-c", """
+                import socket
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("198.18.92.1", 5001)); s.listen(1); s.settimeout(20)
+                c, _ = s.accept()
+                for _ in range(64): c.sendall(b"x" * 65536)
+                c.close()
+                """]
+            try server.run()
+            let received = try vm.run(["python3", "-c", """
+                import socket, time
+                for attempt in range(50):
+                    try:
+                        s = socket.create_connection(("198.18.92.1", 5001), timeout=20); break
+                    except OSError:
+                        time.sleep(0.1)
+                n = 0
+                while True:
+                    d = s.recv(1 << 16)
+                    if not d: break
+                    n += len(d)
+                print(n)
+                """])
+            server.waitUntilExit()
+            XCTAssertEqual(received.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(64 * 65536)", "\(received)")
+            let counted = try ns.run(["nft", "list", "chain", "inet", "observe", "c"]).stdout
+            let seen = try XCTUnwrap(counted.split(separator: " ").drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) },
+                                     counted)
+            XCTAssertLessThan(seen, 100, "the forward hook saw \(seen) reply packets: the replies took the slow path")
+            try ns.sh("nft delete table inet observe")
             let disabled = try ns.run([flowctl, "disable", "br0", "--state-dir", state, "--control-socket", state + "/none"])
             XCTAssertEqual(disabled.status, 0, "\(disabled)")
             XCTAssertEqual(try ns.run(["nft", "list", "ruleset"]).stdout, before, "disable leaves the ruleset as it was")

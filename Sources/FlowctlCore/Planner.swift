@@ -157,7 +157,7 @@ public struct Planner: Sendable {
         guard !intent.isEmpty else {
             return Plan(desired: nil, bridges: [], devices: [], offload: nil, warnings: [])
         }
-        var reasons: [String: [DeviceReason]] = [:]
+        var reasons: [(device: String, reason: DeviceReason)] = []
         var bridges: [PlannedBridge] = []
         var interfaces: Set<String> = []
         var warnings: [String] = []
@@ -190,7 +190,7 @@ public struct Planner: Sendable {
                                              routed: routed, warnings: &warnings)
                 planned.bridge.pattern = pattern
                 interfaces.formUnion(planned.bridge.interfaces)
-                for (device, reason) in planned.reasons { reasons[device, default: []].append(reason) }
+                reasons.append(contentsOf: planned.reasons.map { (device: $0.0, reason: $0.1) })
                 bridges.append(planned.bridge)
             } catch {
                 if required.contains(name) { throw error }
@@ -198,12 +198,22 @@ public struct Planner: Sendable {
             }
         }
 
-        let devices = reasons.keys.sorted().map { device -> PlannedDevice in
+        // One sort by name puts each device's reasons side by side (cheaper
+        // than a dictionary of arrays at 1,000 ports).
+        reasons.sort { $0.device < $1.device }
+        var devices: [PlannedDevice] = []
+        devices.reserveCapacity(reasons.count)
+        var start = reasons.startIndex
+        while start < reasons.endIndex {
+            let device = reasons[start].device
+            var end = start + 1
+            while end < reasons.endIndex, reasons[end].device == device { end += 1 }
+            let found = reasons[start..<end].map(\.reason)
             let link = topology.link(named: device)!
-            let found = reasons[device]!
-            return PlannedDevice(name: device, kind: link.kind, hwTCOffload: link.hwTCOffload,
-                                 reasons: found.count == 1 ? found
-                                     : Array(Set(found)).sorted { $0.description < $1.description })
+            devices.append(PlannedDevice(name: device, kind: link.kind, hwTCOffload: link.hwTCOffload,
+                                         reasons: found.count == 1 ? found
+                                             : Array(Set(found)).sorted { $0.description < $1.description }))
+            start = end
         }
         let offload = try decideOffload(intent: intent, devices: devices, refusal: hardwareRefusal)
 
@@ -296,10 +306,21 @@ public struct Planner: Sendable {
             warnings.append("\(name) only switches at layer 2 (no address or route on it or its VLAN uppers): bridged traffic never reaches the forward hook, so its flows gain nothing from the fast path; traffic routed through the host (an address on \(name), NAT) would")
         }
         var planned = PlannedBridge(
-            name: name, interfaces: scope.map(\.name).sorted(), ports: Array(Set(ports)).sorted(),
-            uplinks: Array(Set(uplinks)).sorted(), vlanFiltering: bridge.vlanFiltering, intent: options)
+            name: name, interfaces: scope.map(\.name).sorted(), ports: Self.sortedUnique(ports),
+            uplinks: Self.sortedUnique(uplinks), vlanFiltering: bridge.vlanFiltering, intent: options)
         planned.layer2Only = layer2Only
         return (planned, reasons)
+    }
+
+    /// Names sorted, each once.
+    static func sortedUnique(_ names: [String]) -> [String] {
+        var sorted = names.sorted()
+        var last: String?
+        sorted.removeAll { name in
+            defer { last = name }
+            return name == last
+        }
+        return sorted
     }
 
     /// VLAN devices stacked on `link`, recursively (802.1ad over 802.1Q too).

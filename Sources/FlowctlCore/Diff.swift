@@ -127,9 +127,38 @@ public struct Differ: Sendable {
         return NftBatch(table: desired.table.ref, changes: removals + additions)
     }
 
+    /// Names to add and to remove, both sorted: one merge of the two lists
+    /// sorted (they come sorted, so sorting them is a pass), no hashing of
+    /// the thousand names a daemon diffs on every event.
     func delta(from current: [String], to wanted: [String]) -> (added: [String], removed: [String]) {
-        let currentSet = Set(current)
-        let wantedSet = Set(wanted)
-        return (wantedSet.subtracting(currentSet).sorted(), currentSet.subtracting(wantedSet).sorted())
+        let have = current.sortedUnique(), want = wanted.sortedUnique()
+        var added: [String] = [], removed: [String] = []
+        var i = have.startIndex, j = want.startIndex
+        while i < have.endIndex || j < want.endIndex {
+            if j == want.endIndex || (i < have.endIndex && have[i] < want[j]) {
+                removed.append(have[i])
+                i += 1
+            } else if i == have.endIndex || want[j] < have[i] {
+                added.append(want[j])
+                j += 1
+            } else {
+                i += 1
+                j += 1
+            }
+        }
+        return (added, removed)
+    }
+}
+
+extension Array where Element == String {
+    /// Sorted, each once.
+    public func sortedUnique() -> [String] {
+        var sorted = self.sorted()
+        var last: String?
+        sorted.removeAll { name in
+            defer { last = name }
+            return name == last
+        }
+        return sorted
     }
 }

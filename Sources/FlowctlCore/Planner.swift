@@ -312,16 +312,7 @@ public struct Planner: Sendable {
         return (planned, reasons)
     }
 
-    /// Names sorted, each once.
-    static func sortedUnique(_ names: [String]) -> [String] {
-        var sorted = names.sorted()
-        var last: String?
-        sorted.removeAll { name in
-            defer { last = name }
-            return name == last
-        }
-        return sorted
-    }
+    static func sortedUnique(_ names: [String]) -> [String] { names.sortedUnique() }
 
     /// VLAN devices stacked on `link`, recursively (802.1ad over 802.1Q too).
     func vlanUppers(of link: Link, in topology: Topology) -> [Link] {

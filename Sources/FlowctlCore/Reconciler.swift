@@ -56,13 +56,13 @@ extension KernelTable {
             switch change {
             case .addFlowtableDevices(let name, let devices):
                 guard let i = table.flowtables.firstIndex(where: { $0.name == name }) else { return nil }
-                table.flowtables[i].devices = Array(Set(table.flowtables[i].devices).union(devices)).sorted()
+                table.flowtables[i].devices = (table.flowtables[i].devices + devices).sortedUnique()
             case .deleteFlowtableDevices(let name, let devices):
                 guard let i = table.flowtables.firstIndex(where: { $0.name == name }) else { return nil }
                 table.flowtables[i].devices = table.flowtables[i].devices.filter { !devices.contains($0) }
             case .addSetElements(let name, let elements):
                 guard let i = table.sets.firstIndex(where: { $0.name == name }) else { return nil }
-                table.sets[i].elements = Array(Set(table.sets[i].elements).union(elements)).sorted()
+                table.sets[i].elements = (table.sets[i].elements + elements).sortedUnique()
             case .deleteSetElements(let name, let elements):
                 guard let i = table.sets.firstIndex(where: { $0.name == name }) else { return nil }
                 table.sets[i].elements = table.sets[i].elements.filter { !elements.contains($0) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,8 +68,8 @@ public struct IntentStore: Sendable {
 
     /// The state directory is missing (a mistyped --state-dir, say).
     public var directoryExists: Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue
+        var info = stat()
+        return stat(directory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
     /// ENOTDIR from lstat: some component of the directory is a file.
@@ -111,6 +111,15 @@ public struct IntentStore: Sendable {
         return intent
     }
 
+    /// A file system error in a line: the POSIX reason when there is one.
+    static func reason(_ error: any Error) -> String {
+        if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError {
+            return String(cString: strerror(posix.code.rawValue))
+        }
+        return "\(error)"
+    }
+
     static func describe(_ error: DecodingError) -> String {
         func at(_ context: DecodingError.Context) -> String {
             let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
@@ -118,7 +127,7 @@ public struct IntentStore: Sendable {
         }
         switch error {
         case .dataCorrupted(let context):
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            let underlying = context.underlyingError.map { "\($0)" }
             return "not valid JSON\(at(context))" + (underlying.map { ": \($0)" } ?? "")
         case .keyNotFound(let key, let context):
             return "missing key \"\(key.stringValue)\"\(at(context))"
@@ -142,16 +151,16 @@ public struct IntentStore: Sendable {
     }
 
     func ensureDirectory() throws(IntentStoreError) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            if !isDirectory.boolValue { throw .unwritable(directory, reason: "not a directory") }
+        var info = stat()
+        if stat(directory, &info) == 0 {
+            if info.st_mode & S_IFMT != S_IFDIR { throw .unwritable(directory, reason: "not a directory") }
             return
         }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o755])
         } catch {
-            throw .unwritable(directory, reason: (error as NSError).localizedDescription)
+            throw .unwritable(directory, reason: Self.reason(error))
         }
     }
 

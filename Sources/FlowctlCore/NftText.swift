@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// nft(8) syntax for what flowctl does: the whole table for `plan`, and each
 /// batch step as the nft command that would do the same. Both are valid
@@ -6,7 +6,7 @@ import Foundation
 
 public enum NftText {
     static func quoted(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 
     static func list(_ values: [String]) -> String {

@@ -157,7 +157,7 @@ public final class DaemonLoop: @unchecked Sendable {
             }
             let after = ContinuousClock.now
             if after >= nextResync {
-                engine.requestResync("periodic")
+                engine.requestResync(.periodic)
                 nextResync = after + .seconds(configuration.resyncInterval)
             }
             if after >= nextConntrack {
@@ -321,7 +321,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 answer.reevaluation = record
                 return answer
             case .resync:
-                engine.requestResync("requested over the control socket")
+                engine.requestResync(.requested)
                 engine.step()
                 return response(intent: engine.intent, outcome: engine.lastOutcome, withStatus: false)
             }

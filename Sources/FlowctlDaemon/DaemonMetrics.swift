@@ -1,6 +1,44 @@
 import FlowctlCore
 import Prometheus
 
+/// Where a notification came from (`flowctl_events_total{source}`).
+public enum EventSource: String, CaseIterable, Sendable {
+    case link, route, bridge, neighbour, nftables, lost
+}
+
+/// Why the daemon reads everything again (`flowctl_resyncs_total{reason}`).
+public enum ResyncReason: Hashable, Sendable, CustomStringConvertible {
+    case start
+    case periodic
+    /// Notifications were lost (ENOBUFS, undecodable).
+    case eventsLost(String)
+    /// A pass or a re-evaluation failed.
+    case failure(String)
+    /// Asked for over the control socket.
+    case requested
+
+    public static let labels = ["start", "periodic", "lost", "failure", "requested"]
+
+    public var label: String {
+        switch self {
+        case .start: "start"
+        case .periodic: "periodic"
+        case .eventsLost: "lost"
+        case .failure: "failure"
+        case .requested: "requested"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .start: "start"
+        case .periodic: "periodic"
+        case .eventsLost(let why), .failure(let why): why
+        case .requested: "requested over the control socket"
+        }
+    }
+}
+
 /// Every metric the daemon exports at /metrics, made up front in its
 /// Prometheus registry: each with HELP text, each labelled series present
 /// from the start at zero (a rate() over a series that appears only at
@@ -10,15 +48,15 @@ public final class DaemonMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
 
     /// Event sources, resync reasons and re-evaluation cause kinds: the labels that exist.
-    public static let eventSources = ["link", "route", "bridge", "neighbour", "nftables", "lost"]
-    public static let resyncReasons = ["start", "periodic", "lost", "failure", "other"]
+    public static let eventSources = EventSource.allCases.map(\.rawValue)
+    public static let resyncReasons = ResyncReason.labels
     public static let causeKinds = ["nftables", "bridge_port", "fdb", "link", "neighbour", "route", "requested", "lost"]
 
     let devices: Gauge
     let batches: Counter
     let errors: Counter
     let hardwareFallbacks: Counter
-    let events: [String: Counter]
+    let eventCounters: [EventSource: Counter]
     let resyncs: [String: Counter]
     let reevaluations: [String: Counter]
     let reevaluatedFlows: Counter
@@ -51,8 +89,8 @@ public final class DaemonMetrics: Sendable {
                                       help: "Passes and re-evaluations that failed (retried with backoff).")
         hardwareFallbacks = Self.counter(registry, "flowctl_hardware_offload_fallbacks_total", labels: [],
                                                  help: "Times the kernel refused hardware offload and software was used instead.")
-        events = Dictionary(uniqueKeysWithValues: Self.eventSources.map { source in
-            (source, Self.counter(registry, "flowctl_events_total", labels: [("source", source)],
+        eventCounters = Dictionary(uniqueKeysWithValues: EventSource.allCases.map { source in
+            (source, Self.counter(registry, "flowctl_events_total", labels: [("source", source.rawValue)],
                                           help: "Notifications received, by source (lost: notifications the kernel dropped)."))
         })
         resyncs = Dictionary(uniqueKeysWithValues: Self.resyncReasons.map { reason in
@@ -100,12 +138,8 @@ public final class DaemonMetrics: Sendable {
     }
 
     // The engine's side.
-    func events(kind: String) { (events[kind] ?? events["lost"]!).increment() }
-    func resync(reason: String) {
-        let kind = reason.hasPrefix("periodic") ? "periodic" : reason.contains("lost") ? "lost"
-            : reason == "start" ? "start" : reason.contains("failed") ? "failure" : "other"
-        resyncs[kind]!.increment()
-    }
+    func events(_ source: EventSource) { eventCounters[source]!.increment() }
+    func resync(reason: ResyncReason) { resyncs[reason.label]!.increment() }
     func batch() { batches.increment() }
     func reevaluation(kinds: [String], flows: Int?) {
         for kind in kinds { reevaluations[kind]?.increment() }

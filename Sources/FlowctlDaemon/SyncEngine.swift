@@ -69,7 +69,7 @@ public final class SyncEngine {
     /// Something changed since the last reconcile.
     private var pending = false
     /// Why the next pass must start from full dumps (nil: events suffice).
-    private var resyncReason: String? = "start"
+    private var resyncReason: ResyncReason? = .start
     /// The routes must be read again before the next pass (links need not).
     private var routesStale = false
     /// The newest ruleset generation a notification told of, and the
@@ -163,13 +163,13 @@ public final class SyncEngine {
             // rest matters to the coherence watch alone.
             switch event {
             case .link, .linkRemoved:
-                metrics.events(kind: "link")
+                metrics.events(.link)
                 noteRouteCarrier(event)
                 forgetUnhookedDevice(event)
                 topology?.apply(event)
                 changesPlan = true
             case .route(let change):
-                metrics.events(kind: "route")
+                metrics.events(.route)
                 // Routes decide the uplinks. The notification itself updates
                 // the routes; only one it cannot settle costs a route dump.
                 if change.matters {
@@ -177,21 +177,21 @@ public final class SyncEngine {
                     changesPlan = true
                 }
             case .nexthopRemoved:
-                metrics.events(kind: "route")
+                metrics.events(.route)
                 routesStale = true
                 changesPlan = true
             case .lost(let reason):
-                metrics.events(kind: "lost")
-                requestResync("rtnetlink events lost: \(reason)")
+                metrics.events(.lost)
+                requestResync(.eventsLost("rtnetlink events lost: \(reason)"))
                 // A port move or a VLAN change may be among them.
                 if scheduler.settings.automatic, !intent.isEmpty {
                     scheduler.note([.eventsLost(source: "rtnetlink")], at: instant)
                 }
                 changesPlan = true
             case .bridgePort, .bridgeVLANChanged:
-                metrics.events(kind: "bridge")
+                metrics.events(.bridge)
             case .fdb, .neighbour:
-                metrics.events(kind: "neighbour")
+                metrics.events(.neighbour)
             }
         }
         if changesPlan { markPending(at: instant) }
@@ -217,7 +217,7 @@ public final class SyncEngine {
                     known?.generation = commit.generation
                     known?.laterForwardChains = nil
                 }
-                metrics.events(kind: "nftables")
+                metrics.events(.nftables)
                 counters.events += 1
                 if scheduler.settings.automatic {
                     // Any commit may have changed what is allowed: send the
@@ -233,7 +233,7 @@ public final class SyncEngine {
                 // later forward chain: re-read the kernel side (cheap when equal).
                 markPending(at: instant)
             case .lost(let reason):
-                metrics.events(kind: "lost")
+                metrics.events(.lost)
                 rulesetLost(reason, at: instant)
             }
         }
@@ -296,7 +296,7 @@ public final class SyncEngine {
         }
     }
 
-    public func requestResync(_ reason: String) {
+    public func requestResync(_ reason: ResyncReason) {
         known = nil
         if resyncReason == nil { resyncReason = reason }
     }
@@ -328,8 +328,8 @@ public final class SyncEngine {
                 topology = try topologySource.snapshot()
                 routesStale = false
                 counters.resyncs += 1
-                metrics.resync(reason: reason ?? "start")
-                logger.info("full resync", metadata: ["reason": "\(reason ?? "start")"])
+                metrics.resync(reason: reason ?? .start)
+                logger.info("full resync", metadata: ["reason": "\(reason ?? .start)"])
             } else if routesStale {
                 topology?.routes = try topologySource.routes()
                 routesStale = false
@@ -377,7 +377,7 @@ public final class SyncEngine {
             // there a moment later: retry from the cached topology first; a
             // failure that persists starts over from full dumps.
             if !(Self.isDeviceNotFound(error) && failureStreak <= 3) {
-                resyncReason = "previous pass failed"
+                resyncReason = .failure("previous pass failed")
             }
             logger.error("reconcile failed; full resync in \(delay)", metadata: ["error": "\(error)"])
             return nil
@@ -416,7 +416,7 @@ public final class SyncEngine {
             // Not lost: tried again after the scheduler's interval; from full
             // dumps unless a device vanished mid-batch (the view is pruned).
             scheduler.note(causes, at: since)
-            if !Self.isDeviceNotFound(error) { requestResync("re-evaluation failed") }
+            if !Self.isDeviceNotFound(error) { requestResync(.failure("re-evaluation failed")) }
             logger.error("re-evaluation failed; retrying", metadata: ["error": "\(error)"])
             return nil
         }

@@ -41,14 +41,15 @@ final class DaemonMetricsTests: XCTestCase {
 
     func testRecordedValuesReachTheExposition() {
         let metrics = DaemonMetrics()
-        metrics.events(kind: "route")
-        metrics.resync(reason: "periodic")
+        metrics.events(.route)
+        metrics.resync(reason: .periodic)
+        metrics.resync(reason: .eventsLost("rtnetlink events lost: No buffer space available"))
         metrics.reevaluation(kinds: ["nftables", "route"], flows: 12)
         metrics.devices(1001, missing: 2)
         metrics.conntrack(ConntrackSummary(entries: 90, offloaded: 7, hardwareOffloaded: 1, count: 90, max: 100))
         metrics.forwardChain(packets: 4242)
         let text = exposition(metrics)
-        for line in ["flowctl_events_total{source=\"route\"} 1", "flowctl_resyncs_total{reason=\"periodic\"} 1",
+        for line in ["flowctl_events_total{source=\"route\"} 1", "flowctl_resyncs_total{reason=\"periodic\"} 1", "flowctl_resyncs_total{reason=\"lost\"} 1",
                      "flowctl_reevaluations_total{cause=\"nftables\"} 1", "flowctl_reevaluated_flows_total 12",
                      "flowctl_flowtable_devices 1001", "flowctl_flowtable_devices_missing 2",
                      "flowctl_offloaded_flows 7", "flowctl_offloaded_flows_hardware 1", "flowctl_conntrack_count 90",

@@ -252,7 +252,7 @@ final class SyncEngineTests: XCTestCase {
         XCTAssertEqual(engine.lastOutcome?.plan.offload?.reason, first.plan.offload?.reason)
 
         // A full resync reads the same devices: still nothing to do.
-        engine.requestResync("test")
+        engine.requestResync(.requested)
         XCTAssertEqual(try XCTUnwrap(engine.step()).batch.changes, [])
         XCTAssertEqual(attempts(), 2 + passes.count)
 

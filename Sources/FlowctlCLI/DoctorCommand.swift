@@ -92,7 +92,7 @@ struct DoctorCommand: ParsableCommand {
             if let count = summary.count, let max = summary.max {
                 let fill = summary.fill ?? 0
                 checks.append(Check(
-                    name: "conntrack capacity", status: fill >= ConntrackSummary.warningFill ? .warning : .ok,
+                    name: "conntrack capacity", status: summary.isNearlyFull ? .warning : .ok,
                     detail: "\(count) of nf_conntrack_max \(max) in use (\(String(format: "%.1f", fill * 100))%)",
                     kernelOptions: [], required: false))
             } else {

@@ -153,11 +153,8 @@ struct StatusCommand: ParsableCommand {
                 })
         }
         var warnings = outcome.warnings
-        var conntrackWarning: String?
-        if let fill = conntrack.fill, fill >= ConntrackSummary.warningFill {
-            conntrackWarning = "conntrack table \(Int(fill * 100))% full (\(conntrack.count!)/\(conntrack.max!)): new flows will be dropped when it fills; raise net.netfilter.nf_conntrack_max"
-            warnings.append(conntrackWarning!)
-        }
+        let conntrackWarning = conntrack.fillWarning
+        if let conntrackWarning { warnings.append(conntrackWarning) }
         let slowPath = table?.rules.compactMap(\.packets).reduce(0, +)
         return StatusReport(
             enabled: intent.bridgeNames,

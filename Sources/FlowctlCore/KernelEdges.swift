@@ -135,6 +135,15 @@ public struct ConntrackSummary: Hashable, Sendable, Codable {
     }
 
     public static let warningFill = 0.8
+
+    /// The table is 80% full or more (status, doctor, the daemon's log and metric).
+    public var isNearlyFull: Bool { (fill ?? 0) >= Self.warningFill }
+
+    /// The one warning for a nearly full table; nil below 80%.
+    public var fillWarning: String? {
+        guard isNearlyFull, let count, let max, let fill else { return nil }
+        return "conntrack table \(Int(fill * 100))% full (\(count) of nf_conntrack_max \(max)): new flows will be dropped when it fills; raise net.netfilter.nf_conntrack_max"
+    }
 }
 
 public protocol ConntrackSource: Sendable {

@@ -255,11 +255,8 @@ public final class DaemonLoop: @unchecked Sendable {
         }
         guard let summary = try? conntrack.summary() else { return }
         engine.metrics.conntrack(summary)
-        let high = (summary.fill ?? 0) >= ConntrackSummary.warningFill
-        if high && !conntrackWarned {
-            logger.warning("conntrack table is \(Int((summary.fill ?? 0) * 100))% full (\(summary.count ?? 0) of \(summary.max ?? 0)); new flows will be dropped when it is full: raise net.netfilter.nf_conntrack_max")
-        }
-        conntrackWarned = high
+        if let warning = summary.fillWarning, !conntrackWarned { logger.warning("\(warning)") }
+        conntrackWarned = summary.isNearlyFull
     }
 
     // MARK: Control requests

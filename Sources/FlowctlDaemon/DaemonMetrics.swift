@@ -160,7 +160,7 @@ public final class DaemonMetrics: Sendable {
         hardwareOffloadedFlows.set(to: Double(summary.hardwareOffloaded))
         if let count = summary.count { conntrackCount.set(Double(count)) }
         if let max = summary.max { conntrackMax.set(Double(max)) }
-        conntrackFillWarning.set(to: (summary.fill ?? 0) >= ConntrackSummary.warningFill ? 1 : 0)
+        conntrackFillWarning.set(to: summary.isNearlyFull ? 1 : 0)
     }
     func forwardChain(packets: UInt64) { forwardChainPackets.set(Double(packets)) }
 }

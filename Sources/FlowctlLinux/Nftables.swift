@@ -112,21 +112,6 @@ public struct NftablesBackend: RulesetBackend {
             .sorted { ($0.priority, $0.table.description, $0.chain) < ($1.priority, $1.table.description, $1.chain) }
     }
 
-    /// Every table's name, family and comment (for `doctor` and tests).
-    public func tables() throws -> [KernelTable] {
-        let what = "list tables"
-        let socket = try NetfilterSocket(operation: what)
-        return try request(socket, type: NftConst.msg(NFT_MSG_GETTABLE), family: 0, dump: true,
-                           operation: what) { _ in }
-            .compactMap { reply -> KernelTable? in
-                guard let parsed = NftParse.table(reply), reply.bytes.count > 16,
-                      let family = NftConst.family(raw: UInt32(reply.bytes[16]))
-                else { return nil }
-                return KernelTable(ref: TableRef(family: family, name: parsed.name), flags: parsed.flags,
-                                   comment: parsed.comment)
-            }
-    }
-
     /// One GET request (a dump or a single object) built by `payload`.
     private func request(_ socket: NetfilterSocket, type: UInt16, family: UInt16, dump: Bool, operation: String,
                          payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkReply]

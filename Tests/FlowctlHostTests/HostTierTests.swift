@@ -235,29 +235,11 @@ final class CLIHostTests: HostTestCase {
             try ns.sh("nft add table inet observe; nft add chain inet observe c '{ type filter hook forward priority 0; }'; nft add rule inet observe c ip saddr 198.18.92.1 tcp sport 5001 counter")
             let server = Process()
             server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            server.arguments = ["ip", "netns", "exec", ext.name, "python3", "-c", """
-                import socket
-                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("198.18.92.1", 5001)); s.listen(1); s.settimeout(20)
-                c, _ = s.accept()
-                for _ in range(64): c.sendall(b"x" * 65536)
-                c.close()
-                """]
+            let bulk = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../lab/tcp-bulk.py").standardized.path
+            server.arguments = ["ip", "netns", "exec", ext.name, "python3", bulk, "serve", "198.18.92.1", "5001", "64"]
             try server.run()
-            let received = try vm.run(["python3", "-c", """
-                import socket, time
-                for attempt in range(50):
-                    try:
-                        s = socket.create_connection(("198.18.92.1", 5001), timeout=20); break
-                    except OSError:
-                        time.sleep(0.1)
-                n = 0
-                while True:
-                    d = s.recv(1 << 16)
-                    if not d: break
-                    n += len(d)
-                print(n)
-                """])
+            let received = try vm.run(["python3", bulk, "fetch", "198.18.92.1", "5001"])
             server.waitUntilExit()
             XCTAssertEqual(received.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(64 * 65536)", "\(received)")
             let counted = try ns.run(["nft", "list", "chain", "inet", "observe", "c"]).stdout

@@ -70,28 +70,9 @@ table inet observe {
     }
 }
 EOF
-ip netns exec stor python3 -c '
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.18.99.1", 5001)); s.listen(1)
-c, _ = s.accept()
-block = b"x" * 65536
-for _ in range(64):
-    c.sendall(block)
-c.close()
-' &
+ip netns exec stor python3 "$here/Tests/lab/tcp-bulk.py" serve 198.18.99.1 5001 64 &
 server=$!
-sleep 0.5
-got=$(ip netns exec vm1 python3 -c '
-import socket
-s = socket.create_connection(("198.18.99.1", 5001), timeout=20)
-n = 0
-while True:
-    d = s.recv(1 << 16)
-    if not d: break
-    n += len(d)
-print(n)
-') || fail "the transfer failed"
+got=$(ip netns exec vm1 python3 "$here/Tests/lab/tcp-bulk.py" fetch 198.18.99.1 5001) || fail "the transfer failed"
 wait "$server" || true
 [ "$got" -eq $((64 * 65536)) ] || fail "received $got of $((64 * 65536)) bytes"
 seen=$(nft list chain inet observe observer | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')

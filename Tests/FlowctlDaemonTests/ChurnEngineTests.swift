@@ -13,15 +13,25 @@ extension SyncEngineTests {
         backend.existingDevices = Set(source.topology.links.map(\.name))
     }
 
-    func testRouteNotificationsUpdateTheUplinksWithoutAnyDump() throws {
+    /// A started engine on a kernel-like host, and a link eth1 (index 5)
+    /// that exists on the host but carries no route yet; `routes` edits the host's routes.
+    func engineWithNewLink(routes: (inout [Route]) -> Void = { _ in })
+        throws -> (SyncEngine, FakeTopologySource, FakeRulesetBackend, Link)
+    {
         let (engine, source, backend) = try makeEngine()
         kernelLike(backend, source)
         engine.step()
         let eth1 = Link(index: 5, name: "eth1", kind: .physical)
         var host = source.topology
         host.upsert(eth1)
+        routes(&host.routes)
         source.topology = host
         backend.deviceAdded("eth1")
+        return (engine, source, backend, eth1)
+    }
+
+    func testRouteNotificationsUpdateTheUplinksWithoutAnyDump() throws {
+        let (engine, source, backend, eth1) = try engineWithNewLink()
         let route = Route(family: .ipv4, destination: "198.18.99.0/24", prefixLength: 24, outputIndices: [5])
         func change(removed: Bool) -> TopologyEvent {
             .route(RouteChange(family: .ipv4, destination: "198.18.99.0", prefixLength: 24, table: Route.mainTable,
@@ -42,17 +52,9 @@ extension SyncEngineTests {
     /// A notification the copy cannot settle (an IPv4 route appended beside
     /// one with the same key) reads the routes, not the links.
     func testUnsettledRouteNotificationReadsTheRoutesNotTheLinks() throws {
-        let (engine, source, backend) = try makeEngine()
-        kernelLike(backend, source)
-        engine.step()
-        let eth1 = Link(index: 5, name: "eth1", kind: .physical)
-        var host = source.topology
-        host.upsert(eth1)
-        let existing = try XCTUnwrap(host.routes.first { $0.isDefault })
         let appended = Route(family: .ipv4, destination: "0.0.0.0/0", prefixLength: 0, outputIndices: [5])
-        host.routes.append(appended)
-        source.topology = host
-        backend.deviceAdded("eth1")
+        let (engine, source, backend, eth1) = try engineWithNewLink { $0.append(appended) }
+        let existing = try XCTUnwrap(source.topology.routes.first { $0.isDefault })
         engine.receive([.link(eth1), .route(RouteChange(family: .ipv4, destination: "0.0.0.0", prefixLength: 0,
                                                         table: existing.table, removed: false, isUnicast: true,
                                                         route: appended, appends: true))])

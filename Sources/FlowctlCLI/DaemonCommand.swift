@@ -1,14 +1,11 @@
 import ArgumentParser
 import FlowctlCore
 import FlowctlDaemon
-import FlowctlLinux
 import Foundation
 import Glibc
 import Logging
-import Prometheus
-import ServiceLifecycle
 
-struct DaemonCommand: ParsableCommand {
+struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Follow the host live: keep every enabled bridge's fast path right as devices come and go.",
@@ -77,88 +74,13 @@ struct DaemonCommand: ParsableCommand {
         return configuration
     }
 
-    func run() throws {
-        try guarded { try runDaemon() }
-    }
-
-    func runDaemon() throws {
-            // A vanished reader (a closed stderr pipe, a client gone) is an
-            // EPIPE for that write, never the end of the daemon.
-            signal(SIGPIPE, SIG_IGN)
+    func run() async throws {
+        try await guarded {
             let configuration = try resolvedConfiguration()
-            let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-            let journal = JournalLogHandler.standardErrorIsJournal()
-            LoggingSystem.bootstrap { label in
-                if journal {
-                    var handler = JournalLogHandler(label: label)
-                    handler.logLevel = level
-                    return handler
-                }
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            let logger = Logger(label: "flowctl")
-            let metrics = DaemonMetrics(version: FlowctlCommand.configuration.version)
-
-            // One writer per host: a second daemon is refused, naming the first;
-            // a one-shot command that is changing the host is waited for.
-            if let running = try ControlClient.send(ControlRequest(command: .status), to: .daemon, timeoutSeconds: 5) {
-                throw ControlServer.SetupError.alreadyRunning(
-                    "another flowctl daemon runs in this network namespace (\(running.daemon?.summary ?? "it does not say which"))")
-            }
-            let writerLock = try HostWriterLock.acquire()
-            let edges = Runtime.makeEdges()
-            let store = IntentStore(directory: configuration.stateDir)
-            // Subscribe before the first dump, so nothing falls between them.
-            let topologyEvents = try RtnetlinkMonitor()
-            let rulesetEvents = try NftablesMonitor()
-            let engine = try SyncEngine(topologySource: edges.topology, backend: edges.backend, store: store,
-                                        logger: logger, metrics: metrics, conntrack: edges.conntrack,
-                                        coherence: configuration.coherence, declared: configuration.declaredIntent)
-            let control = try ControlServer(path: configuration.controlSocket, group: configuration.controlGroup,
-                                            logger: logger)
-            var metricsServer: MetricsServer?
-            if !configuration.metricsAddress.isEmpty {
-                metricsServer = try MetricsServer(address: configuration.metricsAddress, registry: metrics.registry, logger: logger)
-                metricsServer?.start()
-                logger.info("metrics on http://\(configuration.metricsAddress)/metrics")
-            }
+            Daemon.bootstrapLogging(level: Logger.Level(rawValue: configuration.logLevel) ?? .info)
             let command = self
-            let loop = DaemonLoop(engine: engine, topologyEvents: topologyEvents, rulesetEvents: rulesetEvents,
-                                  control: control, conntrack: edges.conntrack, backend: edges.backend,
-                                  configuration: configuration, logger: logger,
-                                  loadConfiguration: { try command.resolvedConfiguration() })
-            // SIGHUP (systemctl reload): the configuration and the stored
-            // intent are read again; it never ends the daemon.
-            signal(SIGHUP, SIG_IGN)
-            let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-            hangup.setEventHandler { loop.requestReload() }
-            hangup.resume()
-            defer { hangup.cancel() }
-            let backend = edges.backend
-            let removeTable: @Sendable () throws -> Void = {
-                let batch = try Differ().diff(kernel: try backend.table(FlowctlNames.table), desired: nil)
-                if !batch.isEmpty { try backend.apply(batch, generation: nil) }
-            }
-            let cleanup = configuration.cleanupOnExit ? removeTable : nil
-            let service = DaemonService(loop: loop, logger: logger, cleanup: cleanup)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            let result = ServiceResult()
-            let finished = DispatchSemaphore(value: 0)
-            Task {
-                do { try await group.run() } catch { result.failure = error }
-                finished.signal()
-            }
-            finished.wait()
-            metricsServer?.stop()
-            withExtendedLifetime((control, writerLock)) {}
-            if let failure = result.failure { throw failure }
+            try await Daemon.run(configuration: configuration, version: FlowctlCommand.configuration.version,
+                                 edges: Runtime.makeEdges(), reload: { try command.resolvedConfiguration() })
+        }
     }
-}
-
-/// Carries the service group's error from its task back to the command.
-final class ServiceResult: @unchecked Sendable {
-    var failure: (any Error)?
 }

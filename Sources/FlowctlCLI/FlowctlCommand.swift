@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// The root command. Each subcommand lives in its own file.
-public struct FlowctlCommand: ParsableCommand {
+public struct FlowctlCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "flowctl",
         abstract: "Keeps the nft flowtable fast path switched on for the VMs and containers behind your bridges.",
@@ -34,13 +34,13 @@ extension FlowctlCommand {
     }
 
     /// The entry point of the `flowctl` executable.
-    public static func runMain() -> Never {
+    public static func runMain() async -> Never {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let usageError = outcome(of: arguments) {
             Runtime.standardError(usageError.standardError)
             Foundation.exit(usageError.exitCode)
         }
-        main(arguments)
+        await main(arguments)
         Foundation.exit(0)
     }
 }

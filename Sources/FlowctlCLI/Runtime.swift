@@ -4,19 +4,11 @@ import FlowctlDaemon
 import FlowctlLinux
 import Foundation
 
-/// The kernel edges a command works with. Real ones by default; tests swap
-/// in the fakes from FlowctlTesting.
-public struct Edges: Sendable {
-    public var topology: any TopologySource
-    public var backend: any RulesetBackend
-    public var conntrack: any ConntrackSource
+/// The kernel edges a command works with (the daemon's). Real ones by
+/// default; tests swap in the fakes from FlowctlTesting.
+public typealias Edges = Daemon.Edges
 
-    public init(topology: any TopologySource, backend: any RulesetBackend, conntrack: any ConntrackSource) {
-        self.topology = topology
-        self.backend = backend
-        self.conntrack = conntrack
-    }
-
+extension Daemon.Edges {
     public static func linux() -> Edges {
         Edges(topology: RtnetlinkTopologySource(), backend: NftablesBackend(), conntrack: ConntrackReader())
     }
@@ -46,6 +38,18 @@ func warn(_ line: String) { Runtime.standardError("warning: " + line + "\n") }
 func guarded(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        Runtime.standardError("flowctl: error: \(oneLine(error))\n")
+        throw ExitCode.failure
+    }
+}
+
+/// The same for async commands (the daemon).
+func guarded(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
     } catch let exit as ExitCode {
         throw exit
     } catch {

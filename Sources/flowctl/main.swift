@@ -1,2 +1,2 @@
 import FlowctlCLI
-FlowctlCommand.runMain()
+await FlowctlCommand.runMain()

@@ -36,7 +36,9 @@ let package = Package(
         .target(
             name: "FlowctlLinux",
             dependencies: ["FlowctlCore", "CLibNLRoute", "CLibNftnl", "CLibMnl"]),
-        .target(name: "FlowctlTesting", dependencies: ["FlowctlCore"]),
+        // The one subprocess runner (Foundation's Process, output drained concurrently).
+        .target(name: "FlowctlProcess"),
+        .target(name: "FlowctlTesting", dependencies: ["FlowctlCore", "FlowctlProcess"]),
         // Traffic generators (UDP, TCP bulk, TCP connect rate, request/response
         // latency, pktgen driver); pure Swift over sockets, one process per namespace.
         // sendmmsg/recvmmsg for the UDP generator (GNU extensions Glibc does not import).
@@ -48,7 +50,7 @@ let package = Package(
         .target(
             name: "FlowctlBench",
             dependencies: [
-                "FlowctlCore",
+                "FlowctlCore", "FlowctlProcess",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]),
         // The long-running service: event loop over rtnetlink and nftables
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "FlowctlCLI",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic", "FlowctlDaemon", "FlowctlBench",
+                "FlowctlCore", "FlowctlLinux", "FlowctlTraffic", "FlowctlDaemon", "FlowctlBench", "FlowctlProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),

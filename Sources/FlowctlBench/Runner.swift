@@ -1,3 +1,4 @@
+import FlowctlProcess
 import Foundation
 
 /// Runs a scenario: builds its topology, then for each repetition runs
@@ -62,10 +63,10 @@ public final class BenchRunner {
         tearDown()  // leftovers of an earlier run that was killed
         options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
         for step in plan.setup { try sh(step) }
-        var helpers: [Background] = []
+        var helpers: [ChildProcess] = []
         defer { helpers.forEach { $0.terminate(); _ = $0.finish() } }
         for helper in plan.helpers {
-            let process = try Background([options.flowctl] + helper)
+            let process = try ChildProcess([options.flowctl] + helper)
             helpers.append(process)
             usleep(200_000)
             guard process.isRunning else { throw RunError.step("flowctl " + helper.joined(separator: " "), process.finish().stderr) }
@@ -128,7 +129,7 @@ public final class BenchRunner {
             break
         case .flowctl:
             for bridge in scenario.bridges {
-                _ = try? Self.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
+                _ = try? Subprocess.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
                                    "--control-socket", stateDir + "/no-daemon.sock"])
             }
         case .nftFile(let path):
@@ -137,19 +138,19 @@ public final class BenchRunner {
                 for line in text.split(separator: "\n") {
                     let words = line.split(separator: " ")
                     if words.count >= 3, words[0] == "table" {
-                        _ = try? Self.run(["nft", "delete", "table", String(words[1]), String(words[2])])
+                        _ = try? Subprocess.run(["nft", "delete", "table", String(words[1]), String(words[2])])
                     }
                 }
             }
         }
-        _ = try? Self.run(["conntrack", "-F"])
+        _ = try? Subprocess.run(["conntrack", "-F"])
     }
 
     func tearDown() {
-        for step in plan.teardown { _ = try? Self.run(step.argv, input: step.input) }
-        _ = try? Self.run(["nft", "delete", "table", "inet", "fb_base"])
+        for step in plan.teardown { _ = try? Subprocess.run(step.argv, input: step.input) }
+        _ = try? Subprocess.run(["nft", "delete", "table", "inet", "fb_base"])
         for bridge in scenario.bridges {
-            _ = try? Self.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
+            _ = try? Subprocess.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
                                "--control-socket", stateDir + "/no-daemon.sock"])
         }
         try? FileManager.default.removeItem(atPath: stateDir)
@@ -176,7 +177,7 @@ public final class BenchRunner {
         if traffic.generator == .pktgen {
             sendCommand = try pktgenCommand(destination: destination, port: port, duration: duration)
         }
-        let sink = try Background(["ip", "netns", "exec", toNS, options.flowctl, "traffic"] + sinkCommand)
+        let sink = try ChildProcess(["ip", "netns", "exec", toNS, options.flowctl, "traffic"] + sinkCommand)
         defer { sink.terminate() }
         // Wait for the sink to be listening.
         let deadline = Date().addingTimeInterval(10)
@@ -190,7 +191,7 @@ public final class BenchRunner {
         if sources.count > 1, let index = sendCommand.firstIndex(of: "--flows"), index + 1 < sendCommand.count {
             sendCommand[index + 1] = "\(max(1, traffic.flows / sources.count))"
         }
-        let senders = try sources.map { try Background(["ip", "netns", "exec", $0, options.flowctl, "traffic"] + sendCommand) }
+        let senders = try sources.map { try ChildProcess(["ip", "netns", "exec", $0, options.flowctl, "traffic"] + sendCommand) }
         // Halfway through, how many flows does conntrack show offloaded?
         usleep(useconds_t(min(duration / 2, 5) * 1_000_000))
         let offloaded = OffloadSample.read()
@@ -256,58 +257,12 @@ public final class BenchRunner {
     // MARK: Processes
 
     func sh(_ step: TopologyPlan.Step) throws {
-        let result = try Self.run(step.argv, input: step.input)
+        let result = try Subprocess.run(step.argv, input: step.input)
         guard result.status == 0 else {
             throw RunError.step(step.description, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static func run(_ argv: [String], input: String? = nil) throws -> Output {
-        let process = try Background(argv, input: input)
-        return process.finish()
-    }
-}
-
-/// A child process with captured output.
-final class Background: @unchecked Sendable {
-    let process = Process()
-    let out = Pipe(), err = Pipe()
-    private var outData = Data(), errData = Data()
-    private let group = DispatchGroup()
-
-    init(_ argv: [String], input: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
-        process.standardOutput = out
-        process.standardError = err
-        let inPipe = Pipe()
-        process.standardInput = inPipe
-        try process.run()
-        group.enter()
-        DispatchQueue.global().async { [self] in outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { [self] in errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-        try? inPipe.fileHandleForWriting.close()
-    }
-
-    var isRunning: Bool { process.isRunning }
-    func interrupt() { if process.isRunning { process.interrupt() } }
-    func terminate() { if process.isRunning { process.terminate() } }
-
-    func finish() -> BenchRunner.Output {
-        process.waitUntilExit()
-        group.wait()
-        return BenchRunner.Output(status: process.terminationStatus,
-                                  stdout: String(decoding: outData, as: UTF8.self),
-                                  stderr: String(decoding: errData, as: UTF8.self))
-    }
 }
 
 /// System-wide busy CPU time from /proc/stat (user, nice, system, irq, softirq).
@@ -331,7 +286,7 @@ struct OffloadSample {
     var offloaded: Int
     var fraction: Double? { entries == 0 ? nil : Double(offloaded) / Double(entries) }
     static func read() -> OffloadSample {
-        guard let output = try? BenchRunner.run(["conntrack", "-L"]) else { return OffloadSample(entries: 0, offloaded: 0) }
+        guard let output = try? Subprocess.run(["conntrack", "-L"]) else { return OffloadSample(entries: 0, offloaded: 0) }
         let lines = output.stdout.split(separator: "\n").filter { $0.contains("udp") || $0.contains("tcp") }
         return OffloadSample(entries: lines.count, offloaded: lines.filter { $0.contains("OFFLOAD") }.count)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FlowctlBench
 import FlowctlCore
 import FlowctlLinux
+import FlowctlProcess
 import Foundation
 
 struct BenchCommand: ParsableCommand {
@@ -89,18 +90,12 @@ struct BenchCommand: ParsableCommand {
         if let repetitions { arguments += ["--repetitions", "\(repetitions)"] }
         if let duration { arguments += ["--duration", "\(duration)"] }
         arguments += scenarios.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["FLOWCTL_BENCH_ENVIRONMENT"] = "lab kernel (User-Mode Linux 6.12, one CPU), host \(kernelRelease()) has no flowtables"
-        process.environment = environment
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ExitCode(process.terminationStatus) }
+        // The lab's progress goes on to our stderr; its stdout is the JSON.
+        let rerun = try Subprocess.run(arguments, environment: [
+            "FLOWCTL_BENCH_ENVIRONMENT": "lab kernel (User-Mode Linux 6.12, one CPU), host \(kernelRelease()) has no flowtables",
+        ], standardError: .inherit)
+        guard rerun.succeeded else { throw ExitCode(rerun.status) }
+        let data = Data(rerun.stdout.utf8)
         struct Document: Decodable {
             struct Entry: Decodable { var result: ScenarioResult }
             var environment: String

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowctlTraffic
+import FlowctlProcess
 import Foundation
 
 /// The built-in generators, each run as its own process inside a network
@@ -122,18 +123,7 @@ struct PktgenCommand: ParsableCommand {
 
     /// The MAC of `address`: one ping fills the neighbour table, `ip neigh` reads it.
     func neighbourMAC(_ address: String) throws -> String {
-        func run(_ argv: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = argv
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
-        }
+        func run(_ argv: [String]) throws -> String { try Subprocess.run(argv, standardError: .discard).stdout }
         _ = try run(["ping", "-c", "1", "-W", "1", address])
         let words = try run(["ip", "neigh", "show", address]).split(separator: " ")
         guard let index = words.firstIndex(of: "lladdr"), index + 1 < words.count else {

@@ -1,50 +1,11 @@
 import Foundation
 
-/// Runs programs for the host and lab test tiers: the kernel work always
-/// happens in a child process (inside `ip netns exec` or the lab kernel),
-/// never by setns from the test process.
-public struct ProcessResult: Sendable, CustomStringConvertible {
-    public var status: Int32
-    public var stdout: String
-    public var stderr: String
-    public var succeeded: Bool { status == 0 }
-    public var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
-}
+@_exported import FlowctlProcess
 
-public enum Subprocess {
-    /// Runs `argv` (argv[0] searched in PATH), feeding `input` on stdin.
-    @discardableResult
-    public static func run(_ argv: [String], input: String? = nil, environment: [String: String]? = nil)
-        throws -> ProcessResult
-    {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe(), err = Pipe(), inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = inPipe
-        try process.run()
-        // Drain both pipes concurrently so a chatty child never blocks.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data()
-        nonisolated(unsafe) var errData = Data()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-        try? inPipe.fileHandleForWriting.close()
-        process.waitUntilExit()
-        group.wait()
-        return ProcessResult(status: process.terminationStatus,
-                             stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
-    }
-
+/// The host and lab test tiers run programs through FlowctlProcess's
+/// Subprocess: the kernel work always happens in a child process (inside
+/// `ip netns exec` or the lab kernel), never by setns from the test process.
+extension Subprocess {
     /// Path of an executable product of this package (flowctl, flowctl-kit),
     /// next to the running test bundle in .build/<config>/.
     public static func product(_ name: String) -> String {

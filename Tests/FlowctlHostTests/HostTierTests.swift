@@ -233,14 +233,11 @@ final class CLIHostTests: HostTestCase {
             // uplink take the fast path (an observer chain in the forward
             // hook sees only the first packets).
             try ns.sh("nft add table inet observe; nft add chain inet observe c '{ type filter hook forward priority 0; }'; nft add rule inet observe c ip saddr 198.18.92.1 tcp sport 5001 counter")
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             let bulk = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("../lab/tcp-bulk.py").standardized.path
-            server.arguments = ["ip", "netns", "exec", ext.name, "python3", bulk, "serve", "198.18.92.1", "5001", "64"]
-            try server.run()
+            let server = try ChildProcess(["ip", "netns", "exec", ext.name, "python3", bulk, "serve", "198.18.92.1", "5001", "64"])
             let received = try vm.run(["python3", bulk, "fetch", "198.18.92.1", "5001"])
-            server.waitUntilExit()
+            XCTAssertTrue(server.finish().succeeded)
             XCTAssertEqual(received.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(64 * 65536)", "\(received)")
             let counted = try ns.run(["nft", "list", "chain", "inet", "observe", "c"]).stdout
             let seen = try XCTUnwrap(counted.split(separator: " ").drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) },
@@ -378,19 +375,11 @@ extension ServiceHostTests {
         let notify = try NotifySocket(directory: work)
         let config = work + "/flowctl.toml"
         try "resync_interval = 300\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        daemon.arguments = ["ip", "netns", "exec", ns.name, flowctl, "daemon", "--config", config,
-                            "--state-dir", work + "/state", "--control-socket", work + "/control.sock",
-                            "--metrics-address", ""]
-        var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = notify.path
-        environment["WATCHDOG_USEC"] = "400000"
-        daemon.environment = environment
-        let errors = Pipe()
-        daemon.standardError = errors
-        try daemon.run()
-        defer { if daemon.isRunning { daemon.terminate() } }
+        let daemon = try ChildProcess(["ip", "netns", "exec", ns.name, flowctl, "daemon", "--config", config,
+                                       "--state-dir", work + "/state", "--control-socket", work + "/control.sock",
+                                       "--metrics-address", ""],
+                                      environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        defer { daemon.terminate() }
 
         let start = notify.wait(for: "READY=1", within: 20)
         XCTAssertNotNil(start, "no READY=1")
@@ -411,9 +400,9 @@ extension ServiceHostTests {
 
         daemon.terminate()
         XCTAssertNotNil(notify.wait(for: "STOPPING=1", within: 10), "no STOPPING=1")
-        daemon.waitUntilExit()
-        XCTAssertEqual(daemon.terminationStatus, 0)
-        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let ended = daemon.finish()
+        XCTAssertEqual(ended.status, 0)
+        let log = ended.stderr
         XCTAssertTrue(log.contains("log_level changed; takes effect when the daemon restarts"), log)
         XCTAssertTrue(log.contains("configuration not reloaded; the running one stays: \(config):1:"), log)
         XCTAssertTrue(log.contains("reloaded"), log)

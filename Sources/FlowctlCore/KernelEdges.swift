@@ -150,8 +150,14 @@ public protocol ConntrackSource: Sendable {
     func summary() throws -> ConntrackSummary
     /// Entries offloaded now (IPS_OFFLOAD), filtered by the kernel where it can.
     func offloadedFlows() throws -> Int
+    /// nf_conntrack_count and nf_conntrack_max alone: cheap, copies no entry.
+    func capacity() -> (count: Int?, max: Int?)
 }
 
 extension ConntrackSource {
     public func offloadedFlows() throws -> Int { try summary().offloaded }
+    public func capacity() -> (count: Int?, max: Int?) {
+        guard let summary = try? summary() else { return (nil, nil) }
+        return (summary.count, summary.max)
+    }
 }

@@ -19,6 +19,8 @@ public final class DaemonLoop: @unchecked Sendable {
     let rulesetEvents: any RulesetEventSource
     let control: ControlServer?
     let conntrack: any ConntrackSource
+    /// Dumps conntrack at most as often as costs 1% of a CPU.
+    let conntrackSampler: ConntrackSampler
     let backend: any RulesetBackend
     private(set) var configuration: DaemonConfiguration
     let logger: Logger
@@ -59,6 +61,7 @@ public final class DaemonLoop: @unchecked Sendable {
         self.rulesetEvents = rulesetEvents
         self.control = control
         self.conntrack = conntrack
+        conntrackSampler = ConntrackSampler(conntrack)
         self.backend = backend
         self.configuration = configuration
         self.logger = logger
@@ -253,7 +256,7 @@ public final class DaemonLoop: @unchecked Sendable {
         if let rules = try? backend.table(FlowctlNames.table)?.rules {
             engine.metrics.forwardChain(packets: rules.compactMap(\.packets).reduce(0, +))
         }
-        guard let summary = try? conntrack.summary() else { return }
+        guard let summary = try? conntrackSampler.summary(maxAge: .seconds(configuration.conntrackInterval)) else { return }
         engine.metrics.conntrack(summary)
         if let warning = summary.fillWarning, !conntrackWarned { logger.warning("\(warning)") }
         conntrackWarned = summary.isNearlyFull
@@ -370,7 +373,11 @@ public final class DaemonLoop: @unchecked Sendable {
         }
         if withStatus {
             response.table = try? backend.table(FlowctlNames.table)
-            do { response.conntrack = try conntrack.summary() } catch { response.conntrackError = "\(error)" }
+            // Status answers share the sampler: a client asking often cannot
+            // make the daemon copy a million entries each time.
+            do { response.conntrack = try conntrackSampler.summary(maxAge: .seconds(1)) } catch {
+                response.conntrackError = "\(error)"
+            }
         }
         return response
     }

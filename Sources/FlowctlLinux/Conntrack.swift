@@ -43,6 +43,10 @@ public struct ConntrackReader: ConntrackSource {
 
     static let CTA_STATUS_MASK = UInt16(CLibMnl.CTA_STATUS_MASK.rawValue)
 
+    public func capacity() -> (count: Int?, max: Int?) {
+        (Self.readInt("/proc/sys/net/netfilter/nf_conntrack_count"), Self.readInt("/proc/sys/net/netfilter/nf_conntrack_max"))
+    }
+
     private func dump(statusFilter: UInt32? = nil) throws -> ConntrackSummary {
         let operation = "dump conntrack through ctnetlink"
         let socket = try NetfilterSocket(operation: operation)

@@ -18,8 +18,7 @@ public final class DaemonLoop: @unchecked Sendable {
     let topologyEvents: any TopologyEventSource
     let rulesetEvents: any RulesetEventSource
     let control: ControlServer?
-    let conntrack: any ConntrackSource
-    /// Dumps conntrack at most as often as costs 1% of a CPU.
+    /// Conntrack, dumped at most as often as costs 1% of a CPU.
     let conntrackSampler: ConntrackSampler
     let backend: any RulesetBackend
     private(set) var configuration: DaemonConfiguration
@@ -60,7 +59,6 @@ public final class DaemonLoop: @unchecked Sendable {
         self.topologyEvents = topologyEvents
         self.rulesetEvents = rulesetEvents
         self.control = control
-        self.conntrack = conntrack
         conntrackSampler = ConntrackSampler(conntrack)
         self.backend = backend
         self.configuration = configuration

@@ -54,7 +54,27 @@ struct UDPSendCommand: ParsableCommand {
     }
 }
 
-nonisolated(unsafe) private var activeSink: UDPSink?
+/// SIGINT and SIGTERM run `stop` on a dispatch queue, not in signal
+/// context (where only async-signal-safe calls may run): the signals are
+/// ignored and dispatch sources deliver them. Kept for the process's life.
+func stopOnTerminationSignals(_ stop: @escaping @Sendable () -> Void) {
+    for number in [SIGINT, SIGTERM] {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: stop)
+        source.resume()
+        TerminationSignals.shared.keep(source)
+    }
+}
+
+/// Holds the signal sources for the process's life (a released source stops).
+/// @unchecked Sendable: the array is only appended to, under the lock, and never read.
+final class TerminationSignals: @unchecked Sendable {
+    static let shared = TerminationSignals()
+    private let lock = NSLock()
+    private var sources: [any DispatchSourceSignal] = []
+    func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
+}
 
 struct UDPSinkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,10 +92,8 @@ struct UDPSinkCommand: ParsableCommand {
     func run() throws {
         try guarded {
             let sink = try UDPSink(port: port, duration: duration, idleTimeout: idleTimeout)
-            activeSink = sink
-            signal(SIGINT) { _ in activeSink?.stop() }
-            signal(SIGTERM) { _ in activeSink?.stop() }
-            if let readyFile { FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+            stopOnTerminationSignals { sink.stop() }
+            if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data()) }
             FileHandle.standardError.write(Data("ready\n".utf8))
             try printLine(sink.run())
         }
@@ -143,15 +161,12 @@ struct ServerOptions: ParsableArguments {
     var readyFile: String?
 
     func ready(stop: @escaping @Sendable () -> Void) {
-        stopServer = stop
-        signal(SIGINT) { _ in stopServer?() }
-        signal(SIGTERM) { _ in stopServer?() }
-        if let readyFile { FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+        stopOnTerminationSignals(stop)
+        if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data()) }
         FileHandle.standardError.write(Data("ready\n".utf8))
     }
 }
 
-nonisolated(unsafe) private var stopServer: (@Sendable () -> Void)?
 
 struct ClientOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Server ADDRESS:PORT ([v6]:port for IPv6).", valueName: "addr:port"))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowctlCore
+import FlowctlLinux
 import Foundation
 
 struct DoctorCommand: ParsableCommand {
@@ -19,7 +20,7 @@ struct DoctorCommand: ParsableCommand {
         try guarded {
             let edges = Runtime.makeEdges()
             let report = Doctor.diagnose(topology: edges.topology, backend: edges.backend, conntrack: edges.conntrack,
-                                         intent: (try? state.store.load()) ?? Intent(), host: .current)
+                                         intent: (try? state.store.load()) ?? Intent(), host: .linux)
             if output.json {
                 try printJSON(report)
             } else {

@@ -1,5 +1,3 @@
-import Glibc
-
 /// `flowctl doctor`: what this kernel and host support, each missing piece
 /// named with the kernel option that provides it. Every nf_tables feature is
 /// probed with throwaway objects in a batch the kernel checks and aborts
@@ -39,16 +37,6 @@ public enum Doctor {
         public init(isRoot: Bool, netSysctl: @escaping @Sendable (String) -> String?) {
             self.isRoot = isRoot
             self.netSysctl = netSysctl
-        }
-
-        public static let current = Host(isRoot: geteuid() == 0) { name in
-            let fd = open("/proc/sys/net/" + name, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            defer { close(fd) }
-            var buffer = [UInt8](repeating: 0, count: 64)
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { return nil }
-            return String(decoding: buffer[0..<count], as: UTF8.self).filter { !$0.isWhitespace }
         }
     }
 

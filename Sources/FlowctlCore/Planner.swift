@@ -306,13 +306,11 @@ public struct Planner: Sendable {
             warnings.append("\(name) only switches at layer 2 (no address or route on it or its VLAN uppers): bridged traffic never reaches the forward hook, so its flows gain nothing from the fast path; traffic routed through the host (an address on \(name), NAT) would")
         }
         var planned = PlannedBridge(
-            name: name, interfaces: scope.map(\.name).sorted(), ports: Self.sortedUnique(ports),
-            uplinks: Self.sortedUnique(uplinks), vlanFiltering: bridge.vlanFiltering, intent: options)
+            name: name, interfaces: scope.map(\.name).sorted(), ports: ports.sortedUnique(),
+            uplinks: uplinks.sortedUnique(), vlanFiltering: bridge.vlanFiltering, intent: options)
         planned.layer2Only = layer2Only
         return (planned, reasons)
     }
-
-    static func sortedUnique(_ names: [String]) -> [String] { names.sortedUnique() }
 
     /// VLAN devices stacked on `link`, recursively (802.1ad over 802.1Q too).
     func vlanUppers(of link: Link, in topology: Topology) -> [Link] {

@@ -48,12 +48,7 @@ public struct RouteChange: Hashable, Sendable, Codable, CustomStringConvertible 
     /// Whether forwarded flows can depend on it: not the local table, not
     /// IPv6 link-local or multicast (every device that comes up adds those).
     public var matters: Bool {
-        guard table != Route.localTable, isUnicast else { return false }
-        if family == .ipv6 {
-            let lower = destination.lowercased()
-            if lower.hasPrefix("fe80:") || lower.hasPrefix("ff") { return false }
-        }
-        return true
+        table != Route.localTable && isUnicast && !Route.isLinkLocalOrMulticast(family: family, destination: destination)
     }
 
     public var description: String {

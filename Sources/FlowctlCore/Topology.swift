@@ -179,7 +179,10 @@ public struct Route: Hashable, Sendable, Codable {
 
     /// IPv6 link-local (fe80::/10) and multicast (ff00::/8) routes: every
     /// device that is up has them; no forwarded flow leaves through them.
-    public var isLinkLocalOrMulticast: Bool {
+    public var isLinkLocalOrMulticast: Bool { Self.isLinkLocalOrMulticast(family: family, destination: destination) }
+
+    /// The same for a destination given as text (a route notification's).
+    public static func isLinkLocalOrMulticast(family: AddressFamily, destination: String) -> Bool {
         guard family == .ipv6 else { return false }
         let lower = destination.lowercased()
         return lower.hasPrefix("fe8") || lower.hasPrefix("fe9") || lower.hasPrefix("fea") || lower.hasPrefix("feb")

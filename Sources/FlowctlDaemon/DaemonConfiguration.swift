@@ -102,17 +102,25 @@ public struct DaemonConfiguration: Decodable, Sendable, Hashable {
     }
 
 
-    /// Keys whose change only a restart applies (the sockets, the state
-    /// directory, the log level, cleanup on exit), named as in the file.
-    public func restartOnlyDifferences(to other: DaemonConfiguration) -> [String] {
-        var keys: [String] = []
-        if stateDir != other.stateDir { keys.append(CodingKeys.stateDir.rawValue) }
-        if controlSocket != other.controlSocket { keys.append(CodingKeys.controlSocket.rawValue) }
-        if controlGroup != other.controlGroup { keys.append(CodingKeys.controlGroup.rawValue) }
-        if metricsAddress != other.metricsAddress { keys.append(CodingKeys.metricsAddress.rawValue) }
-        if logLevel != other.logLevel { keys.append(CodingKeys.logLevel.rawValue) }
-        if cleanupOnExit != other.cleanupOnExit { keys.append(CodingKeys.cleanupOnExit.rawValue) }
-        return keys
+    /// `fresh` as a running daemon takes it on SIGHUP: every key from
+    /// `fresh`, except those only a restart applies (the sockets, the state
+    /// directory, the log level, cleanup on exit), which keep their running
+    /// values and are named as in the file.
+    public func reloading(_ fresh: DaemonConfiguration) -> (configuration: DaemonConfiguration, restartOnly: [String]) {
+        var next = fresh
+        var restartOnly: [String] = []
+        func keep<Value: Equatable>(_ key: WritableKeyPath<DaemonConfiguration, Value>, _ name: CodingKeys) {
+            guard next[keyPath: key] != self[keyPath: key] else { return }
+            restartOnly.append(name.rawValue)
+            next[keyPath: key] = self[keyPath: key]
+        }
+        keep(\.stateDir, .stateDir)
+        keep(\.controlSocket, .controlSocket)
+        keep(\.controlGroup, .controlGroup)
+        keep(\.metricsAddress, .metricsAddress)
+        keep(\.logLevel, .logLevel)
+        keep(\.cleanupOnExit, .cleanupOnExit)
+        return (next, restartOnly)
     }
 
     /// TOML keeps integers and floats apart; both are fine for seconds and milliseconds.

@@ -209,18 +209,12 @@ public final class DaemonLoop: @unchecked Sendable {
         defer { notify(["READY=1"]) }
         if let loadConfiguration {
             do {
-                let fresh = try loadConfiguration()
-                let restartOnly = configuration.restartOnlyDifferences(to: fresh)
+                let (next, restartOnly) = configuration.reloading(try loadConfiguration())
                 if !restartOnly.isEmpty {
                     logger.warning("\(restartOnly.joined(separator: ", ")) changed; takes effect when the daemon restarts")
                 }
-                configuration.bridges = fresh.bridges
-                configuration.resyncInterval = fresh.resyncInterval
-                configuration.conntrackInterval = fresh.conntrackInterval
-                configuration.coherenceAutomatic = fresh.coherenceAutomatic
-                configuration.coherenceCoalesceMilliseconds = fresh.coherenceCoalesceMilliseconds
-                configuration.coherenceMinIntervalMilliseconds = fresh.coherenceMinIntervalMilliseconds
-                engine.reconfigure(declared: fresh.declaredIntent, coherence: fresh.coherence)
+                configuration = next
+                engine.reconfigure(declared: next.declaredIntent, coherence: next.coherence)
                 nextResync = min(nextResync, .now + .seconds(configuration.resyncInterval))
                 nextConntrack = min(nextConntrack, .now + .seconds(configuration.conntrackInterval))
             } catch {

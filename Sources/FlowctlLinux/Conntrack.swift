@@ -105,13 +105,23 @@ public struct ConntrackReader: ConntrackSource {
         return nil
     }
 
-    static func readInt(_ path: String) -> Int? {
+    static func readInt(_ path: String) -> Int? { ProcFile.value(path).flatMap { Int($0) } }
+}
+
+/// A small /proc or /sys file's value, white space removed (nil when unreadable).
+enum ProcFile {
+    static func value(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
+        var buffer = [UInt8](repeating: 0, count: 64)
         let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { return nil }
-        return Int(String(decoding: buffer[0..<count], as: UTF8.self).filter { !$0.isWhitespace })
+        return String(decoding: buffer[0..<count], as: UTF8.self).filter { !$0.isWhitespace }
     }
+}
+
+extension Doctor.Host {
+    /// This process and this host's /proc/sys/net.
+    public static let linux = Doctor.Host(isRoot: geteuid() == 0) { ProcFile.value("/proc/sys/net/" + $0) }
 }

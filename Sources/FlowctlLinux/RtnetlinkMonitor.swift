@@ -340,12 +340,7 @@ enum LinkDecoder {
     }
 
     static func bridgeVLANFiltering(_ name: String) -> Bool? {
-        let fd = open("/sys/class/net/\(name)/bridge/vlan_filtering", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var byte: UInt8 = 0
-        guard read(fd, &byte, 1) == 1 else { return nil }
-        switch byte {
+        switch sysfsByte("/sys/class/net/\(name)/bridge/vlan_filtering") {
         case UInt8(ascii: "0"): return false
         case UInt8(ascii: "1"): return true
         default: return nil

@@ -71,7 +71,12 @@ final class ServiceManagerTests: XCTestCase {
             [[bridge]]
             name = "virbr*"
             """, path: "a.toml")
-        XCTAssertEqual(running.restartOnlyDifferences(to: fresh), ["control_socket", "log_level"])
+        let (next, restartOnly) = running.reloading(fresh)
+        XCTAssertEqual(restartOnly, ["control_socket", "log_level"])
+        XCTAssertEqual(next.controlSocket, running.controlSocket, "a restart-only key keeps its running value")
+        XCTAssertEqual(next.logLevel, running.logLevel)
+        XCTAssertEqual(next.resyncInterval, 60, "a live key takes the new value")
+        XCTAssertEqual(next.declaredIntent.bridgeNames, ["virbr*"])
     }
 }
 

@@ -45,12 +45,12 @@ let package = Package(
         .target(name: "CFlowctlNet"),
         .target(
             name: "FlowctlTraffic",
-            dependencies: ["CFlowctlNet", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+            dependencies: ["CFlowctlNet", "FlowctlProcess", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Benchmark scenarios: TOML files -> topology, modes, traffic -> runs -> report.
         .target(
             name: "FlowctlBench",
             dependencies: [
-                "FlowctlCore", "FlowctlProcess",
+                "FlowctlCore", "FlowctlProcess", "FlowctlTraffic",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]),
         // The long-running service: event loop over rtnetlink and nftables
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting"]),
-        .testTarget(name: "FlowctlBenchTests", dependencies: ["FlowctlBench"]),
+        .testTarget(name: "FlowctlBenchTests", dependencies: ["FlowctlBench", "FlowctlTraffic"]),
         .testTarget(name: "FlowctlTrafficTests", dependencies: ["FlowctlTraffic"]),
         .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
     ]

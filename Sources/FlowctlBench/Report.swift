@@ -1,252 +1,196 @@
 import Foundation
 
-/// One run of one mode.
-public struct RunResult: Codable, Sendable, Hashable {
-    public var mode: String
-    public var packetsSent: Double
-    public var packetsReceived: Double
-    public var bytesReceived: Double
-    public var seconds: Double
-    /// Transactions per second for tcp-crr and rr; nil otherwise.
-    public var transactionsPerSecond: Double?
-    public var latencyP50Microseconds: Double?
-    public var latencyP99Microseconds: Double?
-    /// Busy CPU seconds of the whole machine during the run.
-    public var cpuSeconds: Double
-    public var offloadedFraction: Double?
+/// Where and with what a benchmark ran: enough to reproduce it and to
+/// tell two reports apart.
+public struct BenchMetadata: Codable, Sendable, Hashable {
+    public var environment: String
+    public var kernel: String
+    public var flowctlVersion: String
+    /// The source tree's commit (and "-dirty" with uncommitted changes), when known.
+    public var commit: String?
+    public var cpus: Int
+    public var date: String
 
-    public var packetsPerSecond: Double { seconds > 0 ? packetsReceived / seconds : 0 }
-    public var gigabitsPerSecond: Double { seconds > 0 ? bytesReceived * 8 / seconds / 1e9 : 0 }
-    public var lossFraction: Double { packetsSent > 0 ? max(0, packetsSent - packetsReceived) / packetsSent : 0 }
-    public var cpuNanosecondsPerPacket: Double? {
-        packetsReceived > 0 && cpuSeconds > 0 ? cpuSeconds * 1e9 / packetsReceived : nil
+    public init(environment: String, kernel: String, flowctlVersion: String, commit: String?, cpus: Int, date: String) {
+        self.environment = environment
+        self.kernel = kernel
+        self.flowctlVersion = flowctlVersion
+        self.commit = commit
+        self.cpus = cpus
+        self.date = date
     }
 
-    enum ParseError: Error, CustomStringConvertible {
-        case notJSON(String)
-        case inconsistent(String)
-        var description: String {
-            switch self {
-            case .notJSON(let text): "generator output is not a JSON object: \(text.prefix(200))"
-            case .inconsistent(let why): "inconsistent generator results: \(why)"
-            }
-        }
+    /// This machine, now.
+    public static func here(environment: String, flowctlVersion: String, commit: String?) -> BenchMetadata {
+        BenchMetadata(environment: environment, kernel: kernelRelease(), flowctlVersion: flowctlVersion, commit: commit,
+                      cpus: ProcessInfo.processInfo.activeProcessorCount,
+                      date: ISO8601DateFormatter().string(from: Date()))
     }
 
-    static func object(_ text: String) throws -> [String: Any] {
-        let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }).map(String.init) ?? text
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw ParseError.notJSON(text)
-        }
-        return object
-    }
-
-    static func number(_ object: [String: Any], _ keys: [String]) -> Double? {
-        for key in keys {
-            if let value = object[key] as? Double { return value }
-            if let value = object[key] as? Int { return Double(value) }
-        }
-        return nil
-    }
-
-    /// Several senders' results as one: counts summed, the longest duration.
-    static func combine(_ outputs: [String]) throws -> String {
-        guard outputs.count > 1 else { return outputs.first ?? "{}" }
-        var total: [String: Double] = [:]
-        for output in outputs {
-            for (key, value) in try object(output) {
-                guard let number = (value as? Double) ?? (value as? Int).map(Double.init) else { continue }
-                if ["duration", "seconds", "durationSeconds"].contains(key) {
-                    total[key] = max(total[key] ?? 0, number)
-                } else {
-                    total[key, default: 0] += number
-                }
-            }
-        }
-        return String(decoding: try JSONSerialization.data(withJSONObject: total), as: UTF8.self)
-    }
-
-    /// Combines the sender's and the sink's JSON results and checks them
-    /// against each other: nothing received that was not sent.
-    static func from(sender: String, sink: String, kind: Scenario.TrafficKind) throws -> RunResult {
-        let sent = try object(sender), received = try object(sink)
-        if kind == .tcpCRR || kind == .rr, let done = number(sent, ["transactions"]),
-           let answered = number(received, ["transactions"]), done > answered {
-            throw ParseError.inconsistent("the client counted \(Int(done)) transactions, the server answered \(Int(answered))")
-        }
-        let packetsSent = number(sent, ["packets", "packetsSent", "sent", "transactions"]) ?? 0
-        let packetsReceived = number(received, ["packets", "packetsReceived", "received", "transactions"]) ?? 0
-        let bytes = number(received, ["bytes", "bytesReceived"]) ?? 0
-        let seconds = number(received, ["activeSeconds", "duration", "seconds", "durationSeconds"])
-            ?? number(sent, ["duration", "seconds", "durationSeconds"]) ?? 0
-        if kind == .udp, packetsReceived > packetsSent {
-            throw ParseError.inconsistent("received \(Int(packetsReceived)) UDP packets but sent \(Int(packetsSent))")
-        }
-        var result = RunResult(mode: "", packetsSent: packetsSent, packetsReceived: packetsReceived,
-                               bytesReceived: bytes, seconds: seconds, cpuSeconds: 0)
-        if kind == .tcpCRR || kind == .rr {
-            result.transactionsPerSecond = number(sent, ["transactionsPerSecond", "tps"])
-            result.latencyP50Microseconds = number(sent, ["p50Microseconds", "p50"])
-            result.latencyP99Microseconds = number(sent, ["p99Microseconds", "p99"])
-        }
-        return result
+    public static func kernelRelease() -> String {
+        (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
     }
 }
 
-/// Min, median and max of one figure over the repetitions of a mode.
-public struct Spread: Codable, Sendable, Hashable {
-    public var min: Double
-    public var median: Double
-    public var max: Double
-    init?(_ values: [Double]) {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        min = sorted.first!
-        max = sorted.last!
-        median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-            : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+/// The JSON report: metadata, and per scenario its raw runs, the
+/// summaries per mode and the verdicts. Read back by `--compare` and
+/// `--markdown`, and by the lab re-run.
+public struct BenchDocument: Codable, Sendable {
+    public struct Entry: Codable, Sendable {
+        public var result: ScenarioResult
+        public var summaries: [ModeSummary]
+        public var verdicts: [String]
     }
-}
 
-public struct ModeSummary: Codable, Sendable, Hashable {
-    public var mode: String
-    public var runs: Int
-    public var packetsPerSecond: Spread?
-    public var gigabitsPerSecond: Spread?
-    public var cpuNanosecondsPerPacket: Spread?
-    public var lossFraction: Spread?
-    public var offloadedFraction: Spread?
-    public var transactionsPerSecond: Spread?
-    public var latencyP50Microseconds: Spread?
-    public var latencyP99Microseconds: Spread?
-    /// Median packets/s over the slow path's median.
-    public var ratioToSlow: Double?
-}
+    public var metadata: BenchMetadata
+    public var scenarios: [Entry]
 
-public struct ScenarioResult: Codable, Sendable {
-    public var scenario: String
-    public var description: String
-    public var traffic: Scenario.Traffic
-    public var runs: [RunResult]
-    public var expect: Scenario.Expectation
-    public var modes: [String]
+    public init(metadata: BenchMetadata, results: [ScenarioResult]) {
+        self.metadata = metadata
+        scenarios = results.map { Entry(result: $0, summaries: $0.summaries, verdicts: $0.verdicts) }
+    }
 
-    public var summaries: [ModeSummary] {
-        let slow = Spread(runs.filter { $0.mode == "slow" }.map(\.packetsPerSecond))?.median
-        return modes.map { mode in
-            let mine = runs.filter { $0.mode == mode }
-            let pps = Spread(mine.map(\.packetsPerSecond))
-            return ModeSummary(
-                mode: mode, runs: mine.count, packetsPerSecond: pps, gigabitsPerSecond: Spread(mine.map(\.gigabitsPerSecond)),
-                cpuNanosecondsPerPacket: Spread(mine.compactMap(\.cpuNanosecondsPerPacket)),
-                lossFraction: Spread(mine.map(\.lossFraction)), offloadedFraction: Spread(mine.compactMap(\.offloadedFraction)),
-                transactionsPerSecond: Spread(mine.compactMap(\.transactionsPerSecond)),
-                latencyP50Microseconds: Spread(mine.compactMap(\.latencyP50Microseconds)),
-                latencyP99Microseconds: Spread(mine.compactMap(\.latencyP99Microseconds)),
-                ratioToSlow: slow.flatMap { slow in pps.map { slow > 0 ? $0.median / slow : 0 } })
+    public var results: [ScenarioResult] { scenarios.map(\.result) }
+
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public static func load(path: String) throws -> BenchDocument {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw BenchReport.ReadError(path: path, reason: "cannot read: \((error as NSError).localizedDescription)")
+        }
+        do { return try JSONDecoder().decode(BenchDocument.self, from: data) } catch {
+            throw BenchReport.ReadError(path: path, reason: "not a flowctl bench report: \(error)")
         }
     }
-
-    /// The scenario's expectations, checked on the medians (reported, not enforced).
-    public var verdicts: [String] {
-        var lines: [String] = []
-        if let wanted = expect.minRatio, let fast = summaries.first(where: { $0.mode == "flowctl" })?.ratioToSlow {
-            lines.append(String(format: "flowctl / slow packets/s = %.2f (expected >= %.2f): %@", fast, wanted,
-                                fast >= wanted ? "met" : "NOT met"))
-        }
-        if let best = summaries.filter({ $0.mode.hasPrefix("nft:") }).compactMap(\.packetsPerSecond?.median).max(),
-           let ours = summaries.first(where: { $0.mode == "flowctl" })?.packetsPerSecond?.median, best > 0 {
-            lines.append(String(format: "flowctl / hand-written flowtable = %.3f (goal: within 5%%)", ours / best))
-        }
-        return lines
-    }
-}
-
-enum Format {
-    static func rate(_ value: Double) -> String {
-        value >= 1e6 ? String(format: "%.2fM", value / 1e6) : value >= 1e3 ? String(format: "%.1fk", value / 1e3)
-            : String(format: "%.0f", value)
-    }
-    static func percent(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }
 }
 
 public enum BenchReport {
+    public struct ReadError: Error, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    /// The columns a traffic kind is reported by: its primary metric first,
+    /// then what means something for it.
+    static func columns(_ metric: Metric) -> [(title: String, value: (ModeSummary) -> String)] {
+        func spread(_ s: Spread?, _ format: (Double) -> String) -> String {
+            guard let s else { return "-" }
+            return "\(format(s.median)) (\(format(s.min))-\(format(s.max)))"
+        }
+        func median(_ s: Spread?, _ format: (Double) -> String) -> String { s.map { format($0.median) } ?? "-" }
+        let micro = { (value: Double) in String(format: "%.0f", value) }
+        var columns: [(title: String, value: (ModeSummary) -> String)] = [
+            ("mode", { $0.label }), ("runs", { "\($0.runs)" }),
+            ("\(metric.title) median (min-max)", { spread($0.primary, metric.format) }),
+            ("ratio", { $0.ratioToSlow.map { String(format: "%.2fx", $0) } ?? "-" }),
+        ]
+        switch metric {
+        case .packetsPerSecond:
+            columns.append(("loss", { median($0.lossFraction, Format.percent) }))
+        case .transactionsPerSecond:
+            columns += [("p50 µs", { median($0.latencyP50Microseconds, micro) }),
+                        ("p99 µs", { median($0.latencyP99Microseconds, micro) }),
+                        ("p99.9 µs", { median($0.latencyP999Microseconds, micro) }),
+                        ("p99 ratio", { $0.latencyP99RatioToSlow.map { String(format: "%.2fx", $0) } ?? "-" })]
+        case .gigabitsPerSecond, .connectionsPerSecond:
+            break
+        }
+        columns += [("CPU ns/\(metric.unit)", { median($0.cpuNanosecondsPerUnit, micro) }),
+                    ("offloaded", { median($0.offloadedFraction, Format.percent) })]
+        return columns
+    }
+
+    static func describe(_ traffic: Scenario.Traffic) -> String {
+        var words = ["\(traffic.kind.rawValue), \(traffic.flows) flows"]
+        if traffic.kind == .udp { words.append("\(traffic.size)-byte payload") }
+        words.append("\(traffic.from) -> \(traffic.to)")
+        if traffic.generator != .socket { words.append("generator \(traffic.generator.rawValue)") }
+        if traffic.sink != .socket { words.append("sink \(traffic.sink.rawValue)") }
+        return words.joined(separator: ", ")
+    }
+
     /// The terminal table.
     public static func table(_ result: ScenarioResult, environment: String) -> String {
         var out = "\(result.scenario): \(result.description)\n"
-        out += "  traffic: \(result.traffic.kind.rawValue), \(result.traffic.flows) flows, \(result.traffic.size)-byte payload, \(result.traffic.from) -> \(result.traffic.to); \(environment)\n"
-        let header = ["mode", "runs", "pps median (min-max)", "Gbit/s", "CPU ns/pkt", "loss", "offloaded", "ratio"]
-        var rows: [[String]] = [header]
-        for summary in result.summaries {
-            func spread(_ s: Spread?, _ format: (Double) -> String) -> String {
-                guard let s else { return "-" }
-                return "\(format(s.median)) (\(format(s.min))-\(format(s.max)))"
-            }
-            rows.append([
-                summary.mode, "\(summary.runs)", spread(summary.packetsPerSecond, Format.rate),
-                summary.gigabitsPerSecond.map { String(format: "%.3f", $0.median) } ?? "-",
-                summary.cpuNanosecondsPerPacket.map { String(format: "%.0f", $0.median) } ?? "-",
-                summary.lossFraction.map { Format.percent($0.median) } ?? "-",
-                summary.offloadedFraction.map { Format.percent($0.median) } ?? "-",
-                summary.ratioToSlow.map { String(format: "%.2fx", $0) } ?? "-",
-            ])
-        }
-        let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        out += "  traffic: \(describe(result.traffic)); \(environment)\n"
+        let columns = columns(result.primaryMetric)
+        let rows = [columns.map(\.title)] + result.summaries.map { summary in columns.map { $0.value(summary) } }
+        let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             out += "  " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ") + "\n"
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
         }
         for verdict in result.verdicts { out += "  \(verdict)\n" }
         return out
     }
 
-    public static func json(_ results: [ScenarioResult], environment: String) throws -> Data {
-        struct Document: Encodable {
-            var environment: String
-            var scenarios: [Entry]
+    /// Markdown tables of a report, as the README shows them.
+    public static func markdown(_ document: BenchDocument) -> String {
+        let meta = document.metadata
+        var out = "Kernel \(meta.kernel), \(meta.cpus) CPU\(meta.cpus == 1 ? "" : "s"), flowctl \(meta.flowctlVersion)"
+            + (meta.commit.map { " (\($0))" } ?? "") + ", \(meta.date); \(meta.environment).\n"
+        for result in document.results {
+            out += "\n**\(result.scenario)**: \(result.description) (\(describe(result.traffic)); "
+                + "medians of \(result.summaries.map(\.runs).max() ?? 0) interleaved runs, min-max in brackets)\n\n"
+            let columns = columns(result.primaryMetric)
+            out += "| " + columns.map(\.title).joined(separator: " | ") + " |\n"
+            out += "|" + columns.map { _ in "---" }.joined(separator: "|") + "|\n"
+            for summary in result.summaries {
+                out += "| " + columns.map { $0.value(summary) }.joined(separator: " | ") + " |\n"
+            }
+            if !result.verdicts.isEmpty {
+                out += "\n" + result.verdicts.map { "- \($0)\n" }.joined()
+            }
         }
-        struct Entry: Encodable {
-            var result: ScenarioResult
-            var summaries: [ModeSummary]
-            var verdicts: [String]
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(Document(environment: environment, scenarios: results.map {
-            Entry(result: $0, summaries: $0.summaries, verdicts: $0.verdicts)
-        }))
+        return out
     }
 
-    /// A bar chart of median packets/s per mode, with min-max whiskers.
-    public static func svg(_ result: ScenarioResult) -> String {
-        let summaries = result.summaries.filter { $0.packetsPerSecond != nil }
-        let width = 120 + summaries.count * 140, height = 360, base = 300.0, top = 50.0
-        let peak = max(1, summaries.compactMap { $0.packetsPerSecond?.max }.max() ?? 1)
-        func y(_ value: Double) -> Double { base - (base - top) * value / peak }
-        func escape(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+    /// Two reports side by side: per scenario and mode, the primary
+    /// metric's median and spread before and after, the change, and
+    /// whether it is beyond the spread of both.
+    public static func compare(old: BenchDocument, new: BenchDocument) -> String {
+        var out = "old: \(old.metadata.flowctlVersion) \(old.metadata.commit ?? "?") on \(old.metadata.kernel), \(old.metadata.date)\n"
+        out += "new: \(new.metadata.flowctlVersion) \(new.metadata.commit ?? "?") on \(new.metadata.kernel), \(new.metadata.date)\n"
+        let before = Dictionary(old.results.map { ($0.scenario, $0) }, uniquingKeysWith: { first, _ in first })
+        for result in new.results {
+            let metric = result.primaryMetric
+            out += "\n\(result.scenario) (\(metric.title)):\n"
+            guard let previous = before[result.scenario] else {
+                out += "  not in the old report\n"
+                continue
+            }
+            guard previous.primaryMetric == metric else {
+                out += "  the old report measured \(previous.primaryMetric.title): not comparable\n"
+                continue
+            }
+            let oldSummaries = Dictionary(previous.summaries.map { ($0.mode, $0) }, uniquingKeysWith: { first, _ in first })
+            var rows = [["mode", "old median (min-max)", "new median (min-max)", "change", "verdict"]]
+            for summary in result.summaries {
+                guard let now = summary.primary else { continue }
+                let text = { (s: Spread) in "\(metric.format(s.median)) (\(metric.format(s.min))-\(metric.format(s.max)))" }
+                guard let then = oldSummaries[summary.mode]?.primary else {
+                    rows.append([summary.label, "-", text(now), "-", "new mode"])
+                    continue
+                }
+                let change = then.median > 0 ? (now.median / then.median - 1) * 100 : 0
+                let verdict = now.overlaps(then) ? "within the spread" : now.median > then.median ? "faster" : "SLOWER"
+                rows.append([summary.label, text(then), text(now), String(format: "%+.1f%%", change), verdict])
+            }
+            let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows {
+                out += "  " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+            }
         }
-        var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="13">
-            <text x="20" y="24" font-size="16">\(escape(result.scenario)): received packets/s (median, min-max)</text>
-            <line x1="60" y1="\(base)" x2="\(width - 20)" y2="\(base)" stroke="#333"/>
-
-            """
-        let colors = ["#9e9e9e", "#2e7d32", "#1565c0", "#ef6c00"]
-        for (index, summary) in summaries.enumerated() {
-            guard let pps = summary.packetsPerSecond else { continue }
-            let x = 90 + Double(index) * 140
-            svg += String(format: "<rect x=\"%.0f\" y=\"%.1f\" width=\"80\" height=\"%.1f\" fill=\"%@\"/>\n",
-                          x, y(pps.median), base - y(pps.median), colors[index % colors.count])
-            svg += String(format: "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#000\"/>\n",
-                          x + 40, y(pps.min), x + 40, y(pps.max))
-            svg += String(format: "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n",
-                          x + 40, y(pps.max) - 6, Format.rate(pps.median)
-                              + (summary.ratioToSlow.map { String(format: " (%.2fx)", $0) } ?? ""))
-            svg += String(format: "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%@</text>\n",
-                          x + 40, base + 20, escape(summary.mode))
-        }
-        svg += "</svg>\n"
-        return svg
+        let gone = Set(before.keys).subtracting(new.results.map(\.scenario))
+        for name in gone.sorted() { out += "\n\(name): not in the new report\n" }
+        return out
     }
 }

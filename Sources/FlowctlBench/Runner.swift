@@ -1,22 +1,23 @@
+import FlowctlCore
 import FlowctlProcess
 import Foundation
+import Synchronization
 
 /// Runs a scenario: builds its topology, then for each repetition runs
 /// every mode (in a rotating order, so no mode always goes first), each
-/// run being: configure the mode, start the sink in the destination
-/// namespace, run the sender in the source namespace, read both results,
-/// undo the mode. Tears everything down at the end, on failure, and on
-/// Ctrl-C. The generators are `flowctl traffic ...` processes, one per
-/// namespace (never setns in this process).
-public final class BenchRunner {
-    public struct Options {
+/// run being: configure the mode, start the sink, run the senders, read
+/// both results, undo the mode. Tears everything down at the end, on
+/// failure, and on Ctrl-C. The generators are `flowctl traffic ...`
+/// processes, one per namespace (never setns in this process).
+public final class BenchRunner: Sendable {
+    public struct Options: Sendable {
         /// The flowctl executable (the generators and `enable` run from it).
         public var flowctl: String
         public var repetitions: Int?
         public var duration: Double?
-        public var progress: (String) -> Void
+        public var progress: @Sendable (String) -> Void
         public init(flowctl: String, repetitions: Int? = nil, duration: Double? = nil,
-                    progress: @escaping (String) -> Void) {
+                    progress: @escaping @Sendable (String) -> Void) {
             self.flowctl = flowctl
             self.repetitions = repetitions
             self.duration = duration
@@ -41,7 +42,7 @@ public final class BenchRunner {
     let plan: TopologyPlan
     let options: Options
     let stateDir: String
-    nonisolated(unsafe) static var interrupted = false
+    private let interrupted = Atomic<Bool>(false)
 
     public init(scenario: Scenario, options: Options) throws {
         self.scenario = scenario
@@ -52,26 +53,29 @@ public final class BenchRunner {
 
     /// Runs every mode `repetitions` times; always tears down.
     public func run() throws -> ScenarioResult {
-        Self.interrupted = false
-        signal(SIGINT) { _ in BenchRunner.interrupted = true }
-        signal(SIGTERM) { _ in BenchRunner.interrupted = true }
+        interrupted.store(false, ordering: .relaxed)
+        let signals = SignalWatch { [self] _ in interrupted.store(true, ordering: .relaxed) }
         defer {
             tearDown()
-            signal(SIGINT, SIG_DFL)
-            signal(SIGTERM, SIG_DFL)
+            signals.cancel()
         }
+        // A closed terminal or pipe must not kill the run before its teardown.
+        signal(SIGPIPE, SIG_IGN)
         tearDown()  // leftovers of an earlier run that was killed
+        for case .nftFile(let path) in scenario.modes { try readable(path) }
+        for path in scenario.hostRules { try readable(path) }
         options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
         for step in plan.setup { try sh(step) }
         var helpers: [ChildProcess] = []
         defer { helpers.forEach { $0.terminate(); _ = $0.finish() } }
         for helper in plan.helpers {
-            let process = try ChildProcess([options.flowctl] + helper)
+            let process = try ChildProcess(TopologyPlan.inHost([options.flowctl] + helper))
             helpers.append(process)
             usleep(200_000)
             guard process.isRunning else { throw RunError.step("flowctl " + helper.joined(separator: " "), process.finish().stderr) }
         }
-        try sh(TopologyPlan.Step(["nft", "-f", "-"], input: Self.baseRules))
+        try sh(TopologyPlan.Step(TopologyPlan.inHost(["nft", "-f", "-"]), input: Self.baseRules))
+        for path in scenario.hostRules { try sh(TopologyPlan.Step(TopologyPlan.inHost(["nft", "-f", path]))) }
 
         let repetitions = options.repetitions ?? scenario.repetitions
         var runs: [RunResult] = []
@@ -79,14 +83,16 @@ public final class BenchRunner {
             let rotation = repetition % scenario.modes.count
             let order = Array(scenario.modes[rotation...] + scenario.modes[..<rotation])
             for mode in order {
-                if Self.interrupted { throw RunError.interrupted }
+                if interrupted.load(ordering: .relaxed) { throw RunError.interrupted }
                 options.progress("\(scenario.name): repetition \(repetition + 1)/\(repetitions), mode \(mode)")
                 try enable(mode)
                 defer { disable(mode) }
                 var result = try runTraffic(mode: mode, repetition: repetition)
                 result.mode = mode.description
                 runs.append(result)
-                options.progress("  \(mode): \(Format.rate(result.packetsPerSecond)) pps received, loss \(Format.percent(result.lossFraction))"
+                let metric = Metric.primary(for: scenario.traffic.kind)
+                options.progress("  \(mode): \(metric.format(result.value(metric) ?? 0)) \(metric.title)"
+                                 + (scenario.traffic.kind == .udp ? ", loss \(Format.percent(result.lossFraction))" : "")
                                  + (result.offloadedFraction.map { ", offloaded \(Format.percent($0))" } ?? ""))
             }
         }
@@ -107,19 +113,42 @@ public final class BenchRunner {
                 ct state new counter accept
             }
         }
+
         """
+
+    /// The tables an nft file declares (`table FAMILY NAME` lines): what
+    /// undoing it deletes.
+    static func declaredTables(_ path: String) -> [(family: String, name: String)] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard words.count >= 3, words[0] == "table" else { return nil }
+            return (String(words[1]), String(words[2]))
+        }
+    }
+
+    func readable(_ path: String) throws {
+        guard FileManager.default.isReadableFile(atPath: path) else { throw RunError.step("nft -f \(path)", "cannot read the file") }
+    }
+
+    func deleteTables(_ path: String) {
+        for table in Self.declaredTables(path) {
+            _ = try? Subprocess.run(TopologyPlan.inHost(["nft", "delete", "table", table.family, table.name]), standardError: .discard)
+        }
+    }
+
+    func flowctl(_ verb: String, _ bridge: String) -> [String] {
+        TopologyPlan.inHost([options.flowctl, verb, bridge, "--state-dir", stateDir, "--control-socket", stateDir + "/no-daemon.sock"])
+    }
 
     func enable(_ mode: Scenario.Mode) throws {
         switch mode {
         case .slow:
             break
         case .flowctl:
-            for bridge in scenario.bridges {
-                try sh(TopologyPlan.Step([options.flowctl, "enable", bridge.name, "--state-dir", stateDir,
-                                          "--control-socket", stateDir + "/no-daemon.sock"]))
-            }
+            for bridge in scenario.bridges { try sh(TopologyPlan.Step(flowctl("enable", bridge.name))) }
         case .nftFile(let path):
-            try sh(TopologyPlan.Step(["nft", "-f", path]))
+            try sh(TopologyPlan.Step(TopologyPlan.inHost(["nft", "-f", path])))
         }
     }
 
@@ -128,31 +157,16 @@ public final class BenchRunner {
         case .slow:
             break
         case .flowctl:
-            for bridge in scenario.bridges {
-                _ = try? Subprocess.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
-                                   "--control-socket", stateDir + "/no-daemon.sock"])
-            }
+            for bridge in scenario.bridges { _ = try? Subprocess.run(flowctl("disable", bridge.name)) }
         case .nftFile(let path):
-            // Delete the tables the file declares.
-            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-                for line in text.split(separator: "\n") {
-                    let words = line.split(separator: " ")
-                    if words.count >= 3, words[0] == "table" {
-                        _ = try? Subprocess.run(["nft", "delete", "table", String(words[1]), String(words[2])])
-                    }
-                }
-            }
+            deleteTables(path)
         }
-        _ = try? Subprocess.run(["conntrack", "-F"])
+        _ = try? Subprocess.run(TopologyPlan.inHost(["conntrack", "-F"]), standardError: .discard)
     }
 
     func tearDown() {
-        for step in plan.teardown { _ = try? Subprocess.run(step.argv, input: step.input) }
-        _ = try? Subprocess.run(["nft", "delete", "table", "inet", "fb_base"])
-        for bridge in scenario.bridges {
-            _ = try? Subprocess.run([options.flowctl, "disable", bridge.name, "--state-dir", stateDir,
-                               "--control-socket", stateDir + "/no-daemon.sock"])
-        }
+        // The host namespace's deletion takes the bridges, rules and flowctl's tables with it.
+        for step in plan.teardown { _ = try? Subprocess.run(step.argv, input: step.input, standardError: .discard) }
         try? FileManager.default.removeItem(atPath: stateDir)
     }
 
@@ -170,88 +184,177 @@ public final class BenchRunner {
         let destination = traffic.address ?? plan.addresses[traffic.to]?.first ?? ""
         let port = 9000 + repetition % 1000
         let target = destination.contains(":") ? "[\(destination)]:\(port)" : "\(destination):\(port)"
-        let ready = stateDir + "/sink-ready-\(repetition)-\(mode.description.hashValue)"
+        let ready = stateDir + "/sink-ready-\(repetition)-\(abs(mode.description.hashValue))"
         try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
-        var (sinkCommand, sendCommand) = Self.generatorCommands(traffic: traffic, target: target, port: port,
-                                                                duration: duration, readyFile: ready)
-        if traffic.generator == .pktgen {
-            sendCommand = try pktgenCommand(destination: destination, port: port, duration: duration)
+
+        // The commands of the senders (argv each) and of the sink.
+        var senders: [[String]]
+        switch traffic.generator {
+        case .socket:
+            let command = Self.senderCommand(traffic: traffic, target: target, duration: duration,
+                                             flows: max(1, traffic.flows / sources.count))
+            senders = sources.map { ["ip", "netns", "exec", $0, options.flowctl, "traffic"] + command }
+        case .pktgen:
+            let path = try pathToHost(from: traffic.from, family: destination)
+            senders = [["ip", "netns", "exec", path.attachment.namespace, options.flowctl, "traffic", "pktgen",
+                        "--device", path.attachment.device]
+                + pktgenArguments(path: path, to: destination, sourcePorts: "10000-\(10000 + traffic.flows - 1)",
+                                  destinationPorts: "\(port)", duration: duration)]
+        case .inject:
+            let path = try pathToHost(from: traffic.from, family: destination)
+            try warmUp(path: path, destination: destination, port: port)
+            senders = [TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", path.attachment.port])
+                + pktgenArguments(path: path, to: destination, sourcePorts: "10000-\(10000 + traffic.flows - 1)",
+                                  destinationPorts: "\(port)", duration: duration)]
         }
-        let sink = try ChildProcess(["ip", "netns", "exec", toNS, options.flowctl, "traffic"] + sinkCommand)
+        let sinkCommand: [String]
+        if traffic.sink == .drop {
+            guard let attachment = plan.attachments[traffic.to] else { throw RunError.step("sink", "unknown endpoint \(traffic.to)") }
+            // A tap's reader is the VM: the host's work ends at the tap's egress.
+            sinkCommand = ["ip", "netns", "exec", attachment.isTap ? TopologyPlan.host : toNS] + [
+                options.flowctl, "traffic", "drop-sink", "--device", attachment.isTap ? attachment.port : attachment.device,
+                "--hook", attachment.isTap ? "egress" : "ingress", "--duration", String(format: "%.3f", duration + 30),
+                "--ready-file", ready]
+        } else {
+            sinkCommand = ["ip", "netns", "exec", toNS, options.flowctl, "traffic"]
+                + Self.sinkCommand(traffic: traffic, port: port, duration: duration, readyFile: ready)
+        }
+
+        let sink = try ChildProcess(sinkCommand)
         defer { sink.terminate() }
-        // Wait for the sink to be listening.
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: ready) {
             if Date() > deadline || !sink.isRunning {
-                throw RunError.generator("the sink in \(toNS)", sink.finish().stderr)
+                throw RunError.generator("the sink (\(sinkCommand.joined(separator: " ")))", sink.finish().stderr)
             }
             usleep(20_000)
         }
         let cpuBefore = CPUSample.read()
-        if sources.count > 1, let index = sendCommand.firstIndex(of: "--flows"), index + 1 < sendCommand.count {
-            sendCommand[index + 1] = "\(max(1, traffic.flows / sources.count))"
-        }
-        let senders = try sources.map { try ChildProcess(["ip", "netns", "exec", $0, options.flowctl, "traffic"] + sendCommand) }
+        let running = try senders.map { try ChildProcess($0) }
         // Halfway through, how many flows does conntrack show offloaded?
         usleep(useconds_t(min(duration / 2, 5) * 1_000_000))
-        let offloaded = OffloadSample.read()
-        let outputs = senders.map { $0.finish() }
+        let offloaded = offloadedFlows()
+        let outputs = running.map { $0.finish() }
         let cpuAfter = CPUSample.read()
         for (index, sent) in outputs.enumerated() where sent.status != 0 {
-            throw RunError.generator("the sender in \(sources[index])", sent.stderr)
+            throw RunError.generator("the sender (\(senders[index].joined(separator: " ")))", sent.stderr)
         }
-        let sentJSON = try RunResult.combine(outputs.map(\.stdout))
         sink.interrupt()  // the sink stops at once and reports
         let received = sink.finish()
         guard received.status == 0 else { throw RunError.generator("the sink in \(toNS)", received.stderr) }
-        var result = try RunResult.from(sender: sentJSON, sink: received.stdout, kind: traffic.kind)
+        var result = try RunResult.from(senders: outputs.map(\.stdout), sink: received.stdout, traffic: traffic)
         result.cpuSeconds = cpuAfter.busySeconds - cpuBefore.busySeconds
-        result.offloadedFraction = mode == .slow ? nil : offloaded.fraction
+        // Offloaded entries over the flows the scenario runs (short
+        // connections come and go: no fraction for them).
+        if mode != .slow, traffic.kind != .tcpCRR, let offloaded {
+            result.offloadedFraction = min(1, Double(offloaded) / Double(traffic.flows))
+        }
         return result
     }
 
-    /// pktgen from the source guest's base device, to its gateway's MAC.
-    func pktgenCommand(destination: String, port: Int, duration: Double) throws -> [String] {
-        let traffic = scenario.traffic
-        guard let guest = scenario.guests.first(where: { $0.name == traffic.from || traffic.from.hasPrefix($0.name) }) else {
-            throw RunError.step("pktgen", "generator \"pktgen\" sends from a guest; \(traffic.from) is not one")
-        }
-        let v6 = destination.contains(":")
-        guard let gateway = v6 ? guest.gateway6 : guest.gateway,
-              let source = plan.addresses[traffic.from]?.first(where: { $0.contains(":") == v6 }) else {
-            throw RunError.step("pktgen", "guest \(guest.name) needs a gateway and an address of the destination's family")
-        }
-        // Payload + UDP + IP + Ethernet + FCS.
-        let frame = traffic.size + 8 + (v6 ? 40 : 20) + 14 + 4
-        var command = ["pktgen", "--device", "eth0", "--to", destination, "--from", source, "--gateway", gateway,
-                       "--size", "\(frame)", "--flows", "\(traffic.flows)", "--duration", String(format: "%.3f", duration),
-                       "--port", "\(port)"]
-        if let vlan = guest.vlan { command += ["--vlan", "\(vlan)"] }
-        return command
+    /// How an endpoint's frames reach the host: its attachment, its own
+    /// address and MAC, and the MAC of its next hop into the host.
+    struct PathToHost {
+        var attachment: TopologyPlan.Attachment
+        var source: String
+        var sourceMAC: String
+        var gatewayMAC: String
     }
 
-    /// The `flowctl traffic` arguments of the sink and the sender.
-    static func generatorCommands(traffic: Scenario.Traffic, target: String, port: Int, duration: Double,
-                                  readyFile: String) -> (sink: [String], sender: [String])
-    {
+    /// Makes the endpoint speak first, as a VM or container does (one
+    /// ping to its next hop), so the host knows its MAC and its bridge
+    /// port; then reads both MACs inside its namespace.
+    func pathToHost(from name: String, family destination: String) throws -> PathToHost {
+        let v6 = destination.contains(":")
+        guard let attachment = plan.attachments[name],
+              let gateway = attachment.gateways.first(where: { $0.contains(":") == v6 }),
+              let source = plan.addresses[name]?.first(where: { $0.contains(":") == v6 }) else {
+            throw RunError.step("pktgen", "\(name) needs an address and a gateway of the destination's family (\(v6 ? "IPv6" : "IPv4"))")
+        }
+        let ns = attachment.namespace
+        _ = try? Subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", gateway], standardError: .discard)
+        struct Link: Decodable { var address: String }
+        struct Neighbour: Decodable { var lladdr: String? }
+        let link = try ipJSON([Link].self, ["ip", "-n", ns, "-j", "link", "show", attachment.device])
+        let neighbour = try ipJSON([Neighbour].self, ["ip", "-n", ns, "-j", "neigh", "show", gateway])
+        guard let mac = link.first?.address, let gatewayMAC = neighbour.first?.lladdr else {
+            throw RunError.step("pktgen", "\(name) could not resolve its gateway \(gateway) (no neighbour entry after a ping)")
+        }
+        return PathToHost(attachment: attachment, source: source, sourceMAC: mac, gatewayMAC: gatewayMAC)
+    }
+
+    func ipJSON<T: Decodable>(_ type: T.Type, _ argv: [String]) throws -> T {
+        let result = try Subprocess.run(argv)
+        guard result.succeeded, let value = try? JSONDecoder().decode(T.self, from: Data(result.stdout.utf8)) else {
+            throw RunError.step(argv.joined(separator: " "), result.stderr.isEmpty ? result.stdout : result.stderr)
+        }
+        return value
+    }
+
+    func pktgenArguments(path: PathToHost, to destination: String, sourcePorts: String, destinationPorts: String,
+                         duration: Double, count: Int? = nil) -> [String] {
+        // Payload + UDP + IP + Ethernet + FCS.
+        let frame = scenario.traffic.size + 8 + (destination.contains(":") ? 40 : 20) + 14 + 4
+        var arguments = ["--to", destination, "--from", path.source, "--dst-mac", path.gatewayMAC,
+                         "--src-mac", path.sourceMAC, "--size", "\(frame)", "--src-ports", sourcePorts,
+                         "--dst-ports", destinationPorts, "--duration", String(format: "%.3f", duration)]
+        if let vlan = path.attachment.vlan { arguments += ["--vlan", "\(vlan)"] }
+        if let count { arguments += ["--count", "\(count)"] }
+        return arguments
+    }
+
+    /// Before an injected run: two frames of every flow each way, injected
+    /// at both ends' ports, so conntrack has seen each flow answered (as a
+    /// real one is) and every mode starts from established flows.
+    func warmUp(path: PathToHost, destination: String, port: Int) throws {
+        let flows = scenario.traffic.flows
+        let sourcePorts = "10000-\(10000 + flows - 1)"
+        let reply = try pathToHost(from: scenario.traffic.to, family: destination)
+        for (from, to, source, target) in [(path, destination, sourcePorts, "\(port)"),
+                                           (reply, path.source, "\(port)", sourcePorts)] {
+            let argv = TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", from.attachment.port])
+                + pktgenArguments(path: from, to: to, sourcePorts: source, destinationPorts: target, duration: 10,
+                                  count: 2 * flows)
+            let result = try Subprocess.run(argv)
+            guard result.succeeded else { throw RunError.generator("the warm-up (\(argv.joined(separator: " ")))", result.stderr) }
+        }
+    }
+
+    /// The `flowctl traffic` arguments of the sender.
+    static func senderCommand(traffic: Scenario.Traffic, target: String, duration: Double, flows: Int) -> [String] {
         let seconds = String(format: "%.3f", duration)
-        let sinkSeconds = String(format: "%.3f", duration + 30)
         switch traffic.kind {
         case .udp:
-            return (["udp-sink", "--port", "\(port)", "--duration", sinkSeconds, "--idle-timeout", "2",
-                     "--ready-file", readyFile],
-                    ["udp-send", "--to", target, "--size", "\(traffic.size)", "--flows", "\(traffic.flows)",
-                     "--duration", seconds])
+            return ["udp-send", "--to", target, "--size", "\(traffic.size)", "--flows", "\(flows)", "--duration", seconds]
         case .tcpBulk:
-            return (["tcp-sink", "--port", "\(port)", "--ready-file", readyFile],
-                    ["tcp-send", "--to", target, "--streams", "\(traffic.flows)", "--duration", seconds])
+            return ["tcp-send", "--to", target, "--streams", "\(flows)", "--duration", seconds]
         case .tcpCRR:
-            return (["crr-server", "--port", "\(port)", "--ready-file", readyFile],
-                    ["crr-client", "--to", target, "--workers", "\(traffic.flows)", "--duration", seconds])
+            return ["crr-client", "--to", target, "--workers", "\(flows)", "--duration", seconds]
         case .rr:
-            return (["rr-server", "--port", "\(port)", "--ready-file", readyFile],
-                    ["rr-client", "--to", target, "--connections", "\(traffic.flows)", "--duration", seconds])
+            return ["rr-client", "--to", target, "--connections", "\(flows)", "--duration", seconds]
         }
+    }
+
+    /// The `flowctl traffic` arguments of the socket sink.
+    static func sinkCommand(traffic: Scenario.Traffic, port: Int, duration: Double, readyFile: String) -> [String] {
+        switch traffic.kind {
+        case .udp:
+            return ["udp-sink", "--port", "\(port)", "--duration", String(format: "%.3f", duration + 30),
+                    "--idle-timeout", "2", "--ready-file", readyFile]
+        case .tcpBulk:
+            return ["tcp-sink", "--port", "\(port)", "--ready-file", readyFile]
+        case .tcpCRR:
+            return ["crr-server", "--port", "\(port)", "--ready-file", readyFile]
+        case .rr:
+            return ["rr-server", "--port", "\(port)", "--ready-file", readyFile]
+        }
+    }
+
+    /// Offloaded conntrack entries in the host namespace (`flowctl traffic conntrack` there).
+    func offloadedFlows() -> Int? {
+        guard let result = try? Subprocess.run(TopologyPlan.inHost([options.flowctl, "traffic", "conntrack"])),
+              result.succeeded else { return nil }
+        return (try? RunResult.decode(ConntrackSummary.self, result.stdout, what: "conntrack"))?.offloaded
     }
 
     // MARK: Processes
@@ -262,7 +365,6 @@ public final class BenchRunner {
             throw RunError.step(step.description, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }
-
 }
 
 /// System-wide busy CPU time from /proc/stat (user, nice, system, irq, softirq).
@@ -277,17 +379,5 @@ struct CPUSample {
         guard values.count >= 7 else { return CPUSample(busySeconds: 0) }
         let ticks = values[0] + values[1] + values[2] + values[5] + values[6]
         return CPUSample(busySeconds: ticks / Double(sysconf(Int32(_SC_CLK_TCK))))
-    }
-}
-
-/// Conntrack entries with [OFFLOAD] among all, from `conntrack -L`.
-struct OffloadSample {
-    var entries: Int
-    var offloaded: Int
-    var fraction: Double? { entries == 0 ? nil : Double(offloaded) / Double(entries) }
-    static func read() -> OffloadSample {
-        guard let output = try? Subprocess.run(["conntrack", "-L"]) else { return OffloadSample(entries: 0, offloaded: 0) }
-        let lines = output.stdout.split(separator: "\n").filter { $0.contains("udp") || $0.contains("tcp") }
-        return OffloadSample(entries: lines.count, offloaded: lines.filter { $0.contains("OFFLOAD") }.count)
     }
 }

@@ -61,13 +61,28 @@ public struct Scenario: Hashable, Sendable, Codable {
     public enum Generator: String, Hashable, Sendable, Codable {
         /// The built-in user-space generators (sendmmsg, TCP sockets).
         case socket
-        /// The kernel's pktgen, for rates beyond user space (UDP only).
+        /// The kernel's pktgen in the source guest, for rates beyond user
+        /// space (UDP only).
         case pktgen
+        /// Forwarding only: pktgen hands the guest's frames to the host side
+        /// of its bridge port as if the port had received them (UDP only;
+        /// one guest, no NAT). Each flow is answered once before the run, as
+        /// a real flow would be, so conntrack sees it established.
+        case inject
+    }
+
+    public enum Sink: String, Hashable, Sendable, Codable {
+        /// The generators' own receiver in the destination (a socket).
+        case socket
+        /// Count and drop at the receiving device's ingress (a tap guest:
+        /// at the host side's egress), so the receiver costs nothing (UDP only).
+        case drop
     }
 
     public struct Traffic: Hashable, Sendable, Codable {
         public var kind: TrafficKind
         public var generator: Generator = .socket
+        public var sink: Sink = .socket
         public var from: String
         public var to: String
         /// The destination address (default: `to`'s first address of the family).
@@ -110,6 +125,15 @@ public struct Scenario: Hashable, Sendable, Codable {
         public var minRatio: Double?
         /// Fraction of flows seen offloaded during the flowctl runs.
         public var minOffloadedFraction: Double?
+        /// Least flowctl / MODE of the primary metric, per nft: mode
+        /// (e.g. 0.97 of a hand-written flowtable); 1.0 for modes not named.
+        public var minRatioTo: [String: Double] = [:]
+
+        public init(minRatio: Double? = nil, minOffloadedFraction: Double? = nil, minRatioTo: [String: Double] = [:]) {
+            self.minRatio = minRatio
+            self.minOffloadedFraction = minOffloadedFraction
+            self.minRatioTo = minRatioTo
+        }
     }
 
     public var name: String
@@ -119,6 +143,9 @@ public struct Scenario: Hashable, Sendable, Codable {
     public var externals: [External]
     public var traffic: Traffic
     public var modes: [Mode]
+    /// nft files loaded in every mode on top of the base rules: the host's
+    /// own firewall, which the slow path walks and the fast path skips.
+    public var hostRules: [String] = []
     public var repetitions: Int
     public var expect: Expectation
 }
@@ -391,7 +418,7 @@ struct Reader {
 
         guard let trafficTable = root["traffic"]?.table else { throw fail("missing table [traffic]", table: nil) }
         let t = Context(table: trafficTable, name: "traffic", occurrence: 0,
-                        known: ["kind", "generator", "from", "to", "address", "size", "flows", "duration"])
+                        known: ["kind", "generator", "sink", "from", "to", "address", "size", "flows", "duration"])
         try checkKeys(t)
         let kindText = try string(t, "kind")!
         guard let kind = Scenario.TrafficKind(rawValue: kindText) else {
@@ -410,25 +437,49 @@ struct Reader {
         }
         let generatorText = try string(t, "generator", required: false) ?? "socket"
         guard let generator = Scenario.Generator(rawValue: generatorText) else {
-            throw fail("\"generator\" must be \"socket\" or \"pktgen\", found \(quoted(generatorText))", key: "generator", table: "traffic")
+            throw fail("\"generator\" must be \"socket\", \"pktgen\" or \"inject\", found \(quoted(generatorText))", key: "generator", table: "traffic")
         }
-        if generator == .pktgen, kind != .udp {
-            throw fail("generator \"pktgen\" sends UDP only (kind = \"udp\")", key: "generator", table: "traffic")
+        if generator != .socket, kind != .udp {
+            throw fail("generator \"\(generator.rawValue)\" sends UDP only (kind = \"udp\")", key: "generator", table: "traffic")
+        }
+        if generator == .inject {
+            guard let guest = guests.first(where: { $0.name == from }), guest.count == 1 else {
+                throw fail("generator \"inject\" sends from one guest's port; \(quoted(from)) is not a single [[guest]]",
+                           key: "from", table: "traffic")
+            }
+            if externals.contains(where: \.masquerade) {
+                throw fail("generator \"inject\" answers each flow once before the run and cannot do so through NAT (masquerade)",
+                           key: "generator", table: "traffic")
+            }
+        }
+        let sinkText = try string(t, "sink", required: false) ?? "socket"
+        guard let sink = Scenario.Sink(rawValue: sinkText) else {
+            throw fail("\"sink\" must be \"socket\" or \"drop\", found \(quoted(sinkText))", key: "sink", table: "traffic")
+        }
+        if sink == .drop, kind != .udp {
+            throw fail("sink \"drop\" counts UDP only (kind = \"udp\")", key: "sink", table: "traffic")
         }
         var traffic = Scenario.Traffic(
             kind: kind, from: from, to: to, address: try string(t, "address", required: false),
-            size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...4096)!,
+            size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...65536)!,
             duration: try double(t, "duration", default: 3)!)
         traffic.generator = generator
+        traffic.sink = sink
+        if generator == .socket, traffic.flows > 4096 {
+            throw fail("the socket generators open a socket per flow: at most 4096 flows (use generator \"pktgen\" or \"inject\" for more)",
+                       key: "flows", table: "traffic")
+        }
         guard traffic.duration > 0 && traffic.duration <= 600 else {
             throw fail("\"duration\" must be between 0 and 600 seconds", key: "duration", table: "traffic")
         }
 
         var modes: [Scenario.Mode] = [.slow, .flowctl]
         var repetitions = 5
+        var hostRules: [String] = []
         if let runTable = root["run"]?.table {
-            let r = Context(table: runTable, name: "run", occurrence: 0, known: ["modes", "repetitions"])
+            let r = Context(table: runTable, name: "run", occurrence: 0, known: ["modes", "repetitions", "host_rules"])
             try checkKeys(r)
+            hostRules = try strings(r, "host_rules")
             if runTable["modes"] != nil {
                 modes = []
                 for text in try strings(r, "modes") {
@@ -443,13 +494,26 @@ struct Reader {
         }
         var expect = Scenario.Expectation()
         if let expectTable = root["expect"]?.table {
-            let e = Context(table: expectTable, name: "expect", occurrence: 0, known: ["min_ratio", "min_offloaded_fraction"])
+            let e = Context(table: expectTable, name: "expect", occurrence: 0, known: ["min_ratio", "min_offloaded_fraction", "min_ratio_to"])
             try checkKeys(e)
             expect.minRatio = try double(e, "min_ratio", default: nil)
             expect.minOffloadedFraction = try double(e, "min_offloaded_fraction", default: nil)
+            if let value = expectTable["min_ratio_to"] {
+                guard let table = value.table else {
+                    throw fail("\"min_ratio_to\" must be a table of mode = ratio, e.g. { \"nft:FILE\" = 0.97 }", key: "min_ratio_to", table: "expect")
+                }
+                let each = Context(table: table, name: "expect", occurrence: 0, known: Set(table.keys))
+                for key in table.keys {
+                    guard modes.contains(where: { $0.description == key }), key != "flowctl" else {
+                        throw fail("\"min_ratio_to\": \(quoted(key)) is not one of the modes compared with flowctl (\(modes.filter { $0 != .flowctl }.map(\.description).joined(separator: ", ")))",
+                                   key: "min_ratio_to", table: "expect")
+                    }
+                    expect.minRatioTo[key] = try double(each, key, default: nil)
+                }
+            }
         }
         return Scenario(name: name, description: description, bridges: bridges, guests: guests, externals: externals,
-                        traffic: traffic, modes: modes, repetitions: repetitions, expect: expect)
+                        traffic: traffic, modes: modes, hostRules: hostRules, repetitions: repetitions, expect: expect)
     }
 }
 

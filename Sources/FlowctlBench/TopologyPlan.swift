@@ -28,8 +28,40 @@ public struct TopologyPlan: Hashable, Sendable {
     public var helpers: [[String]] = []
     /// The members of a guest group (count > 1): c -> c0, c1, ...
     public var members: [String: [String]] = [:]
+    /// How each guest (member) and external meets the host.
+    public var attachments: [String: Attachment] = [:]
+
+    /// Where a guest or external meets the host: the host side of its link,
+    /// and the addresses it sends through.
+    public struct Attachment: Hashable, Sendable {
+        public var namespace: String
+        /// The host-side device of its link: the bridge port (veth or tap)
+        /// or the uplink (the base device, tagged frames when `vlan` is set).
+        public var port: String
+        public var isTap: Bool
+        /// 802.1Q id of its frames on `port`.
+        public var vlan: UInt16?
+        /// Its next hops into the host (IPv4, IPv6), without prefix length.
+        public var gateways: [String]
+        /// The device inside its namespace that carries its frames.
+        public var device: String { "eth0" }
+    }
 
     public static let prefix = "fb-"
+    /// The namespace that plays the host: bridges, uplinks, rules, flowctl
+    /// and the sysctls live there, so a bench never touches this machine's
+    /// own routes, forwarding settings or firewall.
+    public static let host = prefix + "host"
+
+    /// `argv` run inside the host namespace.
+    public static func inHost(_ argv: [String]) -> [String] { ["ip", "netns", "exec", host] + argv }
+
+    /// A step of the host's side moved into the host namespace; steps that
+    /// name their namespace (`ip -n NS`, `ip netns`) stay as they are.
+    static func inHost(_ step: Step) -> Step {
+        if step.argv.first == "ip", ["-n", "netns"].contains(step.argv.dropFirst().first) { return step }
+        return Step(inHost(step.argv), input: step.input)
+    }
 
     public enum PlanError: Error, CustomStringConvertible {
         case unsupported(String)
@@ -82,6 +114,7 @@ public struct TopologyPlan: Hashable, Sendable {
         var addresses: [String: [String]] = [:]
         var realDevices: [String] = []
         var groupMembers: [String: [String]] = [:]
+        var attachments: [String: Attachment] = [:]
 
         for bridge in scenario.bridges {
             var add = ["ip", "link", "add", bridge.name, "type", "bridge"]
@@ -145,6 +178,8 @@ public struct TopologyPlan: Hashable, Sendable {
                     setup.append(Step(["ip", "-n", ns, "addr", "add", shifted, "dev", inner] + (Self.isIPv6(shifted) ? ["nodad"] : [])))
                 }
                 addresses[name] = own
+                attachments[name] = Attachment(namespace: ns, port: port, isTap: guest.attach == .tap, vlan: guest.vlan,
+                                               gateways: [guest.gateway, guest.gateway6].compactMap { $0 })
                 if let gateway = guest.gateway {
                     setup.append(Step(["ip", "-n", ns, "route", "add", "default", "via", gateway]))
                 }
@@ -188,6 +223,9 @@ public struct TopologyPlan: Hashable, Sendable {
                 setup.append(Step(["ip", "-n", ns, "addr", "add", address, "dev", inner] + (Self.isIPv6(address) ? ["nodad"] : [])))
             }
             addresses[external.name] = own
+            attachments[external.name] = Attachment(
+                namespace: ns, port: uplink, isTap: false, vlan: external.vlan,
+                gateways: external.hostAddresses.map { String($0.split(separator: "/")[0]) })
             // The host's default route leaves through this uplink: flowctl finds it.
             for hostAddress in external.hostAddresses {
                 let v6 = Self.isIPv6(hostAddress)
@@ -212,12 +250,18 @@ public struct TopologyPlan: Hashable, Sendable {
             }
             teardown.append(Step(["ip", "netns", "del", ns]))
         }
-        self.setup = setup
-        self.teardown = teardown.reversed()
+        for name in scenario.guests.map(\.name) + scenario.externals.map(\.name) where Self.namespace(name) == Self.host {
+            throw PlanError.unsupported("the name \"\(name)\" is reserved for the host's namespace")
+        }
+        self.setup = [Step(["ip", "netns", "add", Self.host]), Step(["ip", "-n", Self.host, "link", "set", "lo", "up"])]
+            + setup.map(Self.inHost)
+        // Deleting the host namespace takes its bridges, links, rules and flowctl's state with it.
+        self.teardown = teardown.reversed().map(Self.inHost) + [Step(["ip", "netns", "del", Self.host])]
         self.namespaces = namespaces
         self.addresses = addresses
         self.realDevices = realDevices
         self.members = groupMembers
         self.helpers = helpers
+        self.attachments = attachments
     }
 }

@@ -1,7 +1,9 @@
 import ArgumentParser
+import FlowctlLinux
 import FlowctlTraffic
 import FlowctlProcess
 import Foundation
+import Synchronization
 
 /// The built-in generators, each run as its own process inside a network
 /// namespace by `flowctl bench` (`ip netns exec NS flowctl traffic ...`).
@@ -10,7 +12,7 @@ struct TrafficCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "traffic",
         abstract: "Built-in traffic generators and sinks (used by `flowctl bench`).",
-        subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self, TCPSinkCommand.self,
+        subcommands: [UDPSendCommand.self, UDPSinkCommand.self, PktgenCommand.self, DropSinkCommand.self, ConntrackCountCommand.self, TCPSinkCommand.self,
                       TCPSendCommand.self, CRRServerCommand.self, CRRClientCommand.self, RRServerCommand.self,
                       RRClientCommand.self, TapRelayCommand.self])
 }
@@ -55,25 +57,14 @@ struct UDPSendCommand: ParsableCommand {
 }
 
 /// SIGINT and SIGTERM run `stop` on a dispatch queue, not in signal
-/// context (where only async-signal-safe calls may run): the signals are
-/// ignored and dispatch sources deliver them. Kept for the process's life.
+/// context; the watch lasts for the process's life.
 func stopOnTerminationSignals(_ stop: @escaping @Sendable () -> Void) {
-    for number in [SIGINT, SIGTERM] {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler(handler: stop)
-        source.resume()
-        TerminationSignals.shared.keep(source)
-    }
+    TerminationSignals.watches.withLock { $0.append(SignalWatch { _ in stop() }) }
 }
 
-/// Holds the signal sources for the process's life (a released source stops).
-/// @unchecked Sendable: the array is only appended to, under the lock, and never read.
-final class TerminationSignals: @unchecked Sendable {
-    static let shared = TerminationSignals()
-    private let lock = NSLock()
-    private var sources: [any DispatchSourceSignal] = []
-    func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
+/// Holds the signal watches for the process's life (a released source stops).
+enum TerminationSignals {
+    static let watches = Mutex<[SignalWatch]>([])
 }
 
 struct UDPSinkCommand: ParsableCommand {
@@ -102,52 +93,104 @@ struct UDPSinkCommand: ParsableCommand {
 
 struct PktgenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pktgen", abstract: "Send UDP frames with the kernel's pktgen (this namespace's /proc/net/pktgen).")
+        commandName: "pktgen",
+        abstract: "Send UDP frames with the kernel's pktgen (this namespace's /proc/net/pktgen).",
+        discussion: """
+            Without --inject the frames leave through --device. With --inject \
+            they enter the stack as if --device had received them (pktgen's \
+            netif_receive mode): at the host side of a VM's bridge port, the \
+            VM sending them, without its cost. A frame the flowtable forwards \
+            counts among pktgen's errors then (the stack reports it stolen): \
+            count what arrives at the receiver (drop-sink).
+            """)
 
-    @Option(help: "Device to send from (the base device; use --vlan for tagged frames).")
+    @Option(help: "Device to send from or inject at (the base device; use --vlan for tagged frames).")
     var device: String
+    @Flag(help: "Inject the frames as received by --device (xmit_mode netif_receive).")
+    var inject = false
     @Option(help: "Destination address.")
     var to: String
     @Option(help: "Source address of the frames.")
     var from: String?
-    @Option(help: "Destination MAC (default: the --gateway's, from the neighbour table).")
-    var dstMac: String?
-    @Option(help: "Next hop whose MAC the frames go to.")
-    var gateway: String?
+    @Option(help: "Destination MAC: the next hop's (for a guest, its gateway's).")
+    var dstMac: String
+    @Option(help: "Source MAC (default: the device's; injected frames should carry the guest's).")
+    var srcMac: String?
     @Option(help: "Ethernet frame size in bytes, FCS included.")
     var size = 64
-    @Option(help: "Flows: distinct UDP source ports.")
-    var flows = 1
+    @Option(help: ArgumentHelp("UDP source ports, one flow each: PORT or FIRST-LAST.", valueName: "ports"))
+    var srcPorts = "10000"
+    @Option(help: ArgumentHelp("UDP destination ports: PORT or FIRST-LAST.", valueName: "ports"))
+    var dstPorts = "9000"
     @Option(help: "Seconds to send.")
     var duration = 3.0
+    @Option(help: "Stop after this many frames (--duration still bounds the run).")
+    var count: Int?
     @Option(help: "802.1Q id to tag the frames with.")
     var vlan: UInt16?
-    @Option(help: "UDP destination port.")
-    var port: UInt16 = 9000
+
+    static func ports(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard (1...2).contains(parts.count), let first = parts.first ?? nil, let last = parts.last ?? nil,
+              (1...65535).contains(first), (first...65535).contains(last) else { return nil }
+        return first...last
+    }
+
+    func validate() throws {
+        for (name, text) in [("--src-ports", srcPorts), ("--dst-ports", dstPorts)] where Self.ports(text) == nil {
+            throw ValidationError("\(name) \(text) is not PORT or FIRST-LAST within 1-65535")
+        }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        guard duration > 0 else { throw ValidationError("--duration must be positive") }
+    }
 
     func run() throws {
         try guarded {
-            var mac = dstMac
-            if mac == nil, let gateway {
-                mac = try neighbourMAC(gateway)
-            }
-            guard let mac else { throw ValidationError("--dst-mac or --gateway is required") }
-            var sender = PktgenSender(device: device, destination: to, destinationMAC: mac, frameSize: size, flows: flows,
-                                      duration: duration, vlanID: vlan, destinationPort: port)
+            var sender = PktgenSender(device: device, destination: to, destinationMAC: dstMac, frameSize: size, flows: 1,
+                                      duration: duration, vlanID: vlan)
+            sender.mode = inject ? .inject : .transmit
+            sender.sourceMAC = srcMac
             sender.source = from
+            sender.sourcePorts = Self.ports(srcPorts)!
+            sender.destinationPorts = Self.ports(dstPorts)!
+            sender.count = count
             try printLine(try sender.run())
         }
     }
+}
 
-    /// The MAC of `address`: one ping fills the neighbour table, `ip neigh` reads it.
-    func neighbourMAC(_ address: String) throws -> String {
-        func run(_ argv: [String]) throws -> String { try Subprocess.run(argv, standardError: .discard).stdout }
-        _ = try run(["ping", "-c", "1", "-W", "1", address])
-        let words = try run(["ip", "neigh", "show", address]).split(separator: " ")
-        guard let index = words.firstIndex(of: "lladdr"), index + 1 < words.count else {
-            throw ValidationError("no MAC address for \(address) in the neighbour table (is it reachable?)")
+struct DropSinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drop-sink",
+        abstract: "Count and drop every frame at a device's ingress (or egress) until SIGINT or --duration.")
+
+    @Option(help: "The receiving device.")
+    var device: String
+    @Option(help: "ingress (a device whose receiver is this host or namespace) or egress (a tap whose reader is a VM).")
+    var hook: DropSink.Hook = .ingress
+    @Option(help: "Stop after this many seconds.")
+    var duration = 60.0
+    @Option(help: "Create this file once counting.")
+    var readyFile: String?
+
+    func run() throws {
+        try guarded {
+            let sink = try DropSink(device: device, hook: hook)
+            stopOnTerminationSignals { sink.stop() }
+            if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+            try printLine(try sink.run(duration: duration))
         }
-        return String(words[index + 1])
+    }
+}
+
+extension DropSink.Hook: ExpressibleByArgument {}
+
+struct ConntrackCountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conntrack", abstract: "This namespace's conntrack entries and how many are offloaded (JSON).")
+
+    func run() throws {
+        try guarded { try printLine(try ConntrackReader().summary()) }
     }
 }
 

@@ -90,19 +90,10 @@ public struct ConntrackReader: ConntrackSource {
     }
 
     /// CTA_STATUS of one ctnetlink message (attributes after the netlink
-    /// header and nfgenmsg), host order.
+    /// header and nfgenmsg), host order: the first with four bytes or more.
     static func status(_ bytes: [UInt8]) -> UInt32? {
-        var offset = 20
-        while offset + 4 <= bytes.count {
-            let length = Int(UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8)
-            let type = (UInt16(bytes[offset + 2]) | UInt16(bytes[offset + 3]) << 8) & 0x3fff
-            guard length >= 4, offset + length <= bytes.count else { return nil }
-            if type == CTA_STATUS, length >= 8 {
-                return bytes[(offset + 4)..<(offset + 8)].reduce(0) { $0 << 8 | UInt32($1) }
-            }
-            offset += (length + 3) & ~3
-        }
-        return nil
+        NetlinkAttributes(message: bytes, familyHeaderLength: MemoryLayout<nfgenmsg>.size)
+            .lazy.filter { $0.type == CTA_STATUS }.compactMap(\.bigEndianU32).first
     }
 
     static func readInt(_ path: String) -> Int? { ProcFile.value(path).flatMap { Int($0) } }

@@ -43,27 +43,18 @@ public final class NftablesMonitor: RulesetEventSource {
 enum NftNotification {
     static let NFT_MSG_NEWGEN: UInt16 = 15
 
-    /// Netlink attributes after the 16-byte header and 4-byte nfgenmsg.
-    static func attributes(_ bytes: [UInt8]) -> [UInt16: [UInt8]] {
-        var result: [UInt16: [UInt8]] = [:]
-        var offset = 20
-        while offset + 4 <= bytes.count {
-            let length = Int(UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8)
-            let type = (UInt16(bytes[offset + 2]) | UInt16(bytes[offset + 3]) << 8) & 0x3fff
-            guard length >= 4, offset + length <= bytes.count else { break }
-            result[type] = Array(bytes[(offset + 4)..<(offset + length)])
-            offset += (length + 3) & ~3
-        }
-        return result
-    }
+    static let NFTA_GEN_ID = UInt16(CLibMnl.NFTA_GEN_ID.rawValue)
+    static let NFTA_GEN_PROC_PID = UInt16(CLibMnl.NFTA_GEN_PROC_PID.rawValue)
+    /// Every nf_tables object message names its table in the same attribute
+    /// (NFTA_TABLE_NAME = NFTA_CHAIN_TABLE = NFTA_RULE_TABLE = NFTA_SET_TABLE =
+    /// NFTA_SET_ELEM_LIST_TABLE = NFTA_FLOWTABLE_TABLE = NFTA_OBJ_TABLE).
+    static let NFTA_TABLE_NAME = UInt16(CLibMnl.NFTA_TABLE_NAME.rawValue)
 
-    static func string(_ value: [UInt8]?) -> String? {
-        value.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    }
-
-    static func bigEndianU32(_ value: [UInt8]?) -> UInt32? {
-        guard let value, value.count >= 4 else { return nil }
-        return value.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }
+    /// Netlink attributes after the netlink header and nfgenmsg, by type
+    /// (the last of a type wins).
+    static func attributes(_ bytes: [UInt8]) -> [UInt16: NetlinkAttribute] {
+        Dictionary(NetlinkAttributes(message: bytes, familyHeaderLength: MemoryLayout<nfgenmsg>.size)
+            .map { ($0.type, $0) }, uniquingKeysWith: { $1 })
     }
 
     /// One notification: object messages add their table to `touched`;
@@ -76,13 +67,11 @@ enum NftNotification {
         let attrs = attributes(bytes)
         if message == NFT_MSG_NEWGEN {
             defer { touched.removeAll() }
-            guard let generation = bigEndianU32(attrs[1]) else { return nil }
-            return .commit(RulesetCommit(generation: generation, pid: bigEndianU32(attrs[2]) ?? 0, tables: touched))
+            guard let generation = attrs[NFTA_GEN_ID]?.bigEndianU32 else { return nil }
+            return .commit(RulesetCommit(generation: generation, pid: attrs[NFTA_GEN_PROC_PID]?.bigEndianU32 ?? 0,
+                                         tables: touched))
         }
-        // Every nf_tables object message names its table in attribute 1
-        // (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
-        // NFTA_SET_ELEM_LIST_TABLE, NFTA_FLOWTABLE_TABLE, NFTA_OBJ_TABLE).
-        if let family = NftConst.family(raw: UInt32(bytes[16])), let name = string(attrs[1]) {
+        if let family = NftConst.family(raw: UInt32(bytes[16])), let name = attrs[NFTA_TABLE_NAME]?.string {
             touched.insert(TableRef(family: family, name: name))
         }
         return nil

@@ -16,7 +16,7 @@ struct NetlinkReply {
     static let NLMSG_DONE: UInt16 = 3
     static let NLM_F_DUMP_INTR: UInt16 = 0x10
     static let NLM_F_ACK_TLVS: UInt16 = 0x200
-    static let NLMSGERR_ATTR_MSG: UInt16 = 1
+    static let NLMSGERR_ATTR_MSG = UInt16(CLibMnl.NLMSGERR_ATTR_MSG.rawValue)
 
     /// For NLMSG_ERROR: the (positive) errno, 0 for an ack.
     var errorCode: Int32? {
@@ -35,20 +35,8 @@ struct NetlinkReply {
     /// The socket sets NETLINK_CAP_ACK, so attributes follow struct nlmsgerr.
     var extendedAckMessage: String? {
         guard type == Self.NLMSG_ERROR, flags & Self.NLM_F_ACK_TLVS != 0 else { return nil }
-        var offset = Self.headerLength + 4 + 16
-        return bytes.withUnsafeBytes { raw -> String? in
-            while offset + 4 <= raw.count {
-                let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-                let type = raw.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3fff
-                guard length >= 4, offset + length <= raw.count else { return nil }
-                if type == Self.NLMSGERR_ATTR_MSG {
-                    let text = raw[(offset + 4)..<(offset + length)].prefix { $0 != 0 }
-                    return String(decoding: text, as: UTF8.self)
-                }
-                offset += (length + 3) & ~3
-            }
-            return nil
-        }
+        return NetlinkAttributes(message: bytes, familyHeaderLength: MemoryLayout<nlmsgerr>.size)
+            .first(ofType: Self.NLMSGERR_ATTR_MSG)?.string
     }
 
     /// Splits a datagram into messages.

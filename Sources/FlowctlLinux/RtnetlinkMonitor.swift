@@ -105,7 +105,7 @@ final class RtnetlinkDecoder {
             let removed = type == Int32(RTM_DELLINK)
             // AF_BRIDGE link messages describe a port's bridge attributes, not the device.
             if Self.family(header) == UInt8(AF_BRIDGE) {
-                if !removed, let event = BridgeMessage.port(header) { pending.append(event) }
+                if !removed, let event = BridgeMessage.port(Self.bytes(header)) { pending.append(event) }
                 return
             }
             var box = ParsedLink()
@@ -143,18 +143,23 @@ final class RtnetlinkDecoder {
             // A new nexthop object carries no route yet; a replaced one is
             // re-announced through its routes (nexthop_compat_mode 1, the
             // default); a deleted one takes its routes silently.
-            let headerLength = Int32(MemoryLayout<nhmsg>.size)
-            guard nlmsg_valid_hdr(header, headerLength) != 0,
-                  let id = nlmsg_find_attr(header, headerLength, Int32(NHA_ID)), nla_len(id) >= 4 else {
+            guard let id = NetlinkAttributes(message: Self.bytes(header), familyHeaderLength: MemoryLayout<nhmsg>.size)
+                .first(ofType: UInt16(NHA_ID))?.u32 else {
                 pending.append(.lost(reason: "undecodable nexthop message"))
                 return
             }
-            pending.append(.nexthopRemoved(id: nla_get_u32(id)))
+            pending.append(.nexthopRemoved(id: id))
         case Int32(RTM_NEWVLAN), Int32(RTM_DELVLAN):
             if let event = BridgeMessage.vlan(header) { pending.append(event) }
         default:
             break
         }
+    }
+
+    /// A whole message, header included (libnl hands over only messages
+    /// whose nlmsg_len fits what was received).
+    static func bytes(_ header: UnsafeMutablePointer<nlmsghdr>) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
     }
 
     static func family(_ header: UnsafeMutablePointer<nlmsghdr>) -> UInt8? {
@@ -164,51 +169,41 @@ final class RtnetlinkDecoder {
 }
 
 /// AF_BRIDGE messages libnl 3.7 does not model: attributes read with
-/// libnl's own attribute helpers.
+/// NetlinkAttributes.
 enum BridgeMessage {
-    /// AF_BRIDGE RTM_NEWLINK -> the port's VLANs (IFLA_AF_SPEC) and STP state (IFLA_PROTINFO).
-    static func port(_ header: UnsafeMutablePointer<nlmsghdr>) -> TopologyEvent? {
-        let headerLength = Int32(MemoryLayout<ifinfomsg>.size)
-        guard nlmsg_valid_hdr(header, headerLength) != 0 else { return nil }
-        let info = nlmsg_data(header).load(as: ifinfomsg.self)
-        var vlans: BridgeVLANs?
-        if let spec = nlmsg_find_attr(header, headerLength, Int32(IFLA_AF_SPEC)) {
-            vlans = decodeVLANs(spec)
-        }
-        var state: UInt8?
-        if let protinfo = nlmsg_find_attr(header, headerLength, Int32(IFLA_PROTINFO)),
-           let attribute = nla_find(OpaquePointer(nla_data(protinfo)).map { UnsafeMutablePointer<nlattr>($0) },
-                                    nla_len(protinfo), Int32(IFLA_BRPORT_STATE)),
-           nla_len(attribute) >= 1
-        {
-            state = nla_get_u8(attribute)
-        }
+    /// AF_BRIDGE RTM_NEWLINK (the whole message) -> the port's VLANs
+    /// (IFLA_AF_SPEC) and STP state (IFLA_PROTINFO).
+    static func port(_ message: [UInt8]) -> TopologyEvent? {
+        let headerLength = MemoryLayout<ifinfomsg>.size
+        let headerOffset = NetlinkAttributes.messageHeaderLength
+        guard message.count >= headerOffset + NetlinkAttributes.align(headerLength) else { return nil }
+        let info = message.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: headerOffset, as: ifinfomsg.self) }
+        let attributes = NetlinkAttributes(message: message, familyHeaderLength: headerLength)
+        let vlans = attributes.first(ofType: UInt16(IFLA_AF_SPEC)).map { decodeVLANs($0.nested) }
+        let state = attributes.first(ofType: UInt16(IFLA_PROTINFO))?.nested.first(ofType: UInt16(IFLA_BRPORT_STATE))?.u8
         return .bridgePort(index: info.ifi_index, BridgePortInfo(vlans: vlans, state: state))
     }
 
-    /// IFLA_BRIDGE_VLAN_INFO entries, ranges expanded.
-    static func decodeVLANs(_ spec: UnsafeMutablePointer<nlattr>) -> BridgeVLANs {
+    /// IFLA_BRIDGE_VLAN_INFO entries of IFLA_AF_SPEC, ranges expanded.
+    static func decodeVLANs(_ spec: NetlinkAttributes) -> BridgeVLANs {
         var vids: [UInt16] = [], untagged: [UInt16] = [], pvid: UInt16?
         var rangeStart: UInt16?
-        var remaining = nla_len(spec)
-        var attribute = nla_data(spec).map { $0.assumingMemoryBound(to: nlattr.self) }
-        while let current = attribute, nla_ok(current, remaining) != 0 {
-            if nla_type(current) == Int32(IFLA_BRIDGE_VLAN_INFO), nla_len(current) >= Int32(MemoryLayout<bridge_vlan_info>.size) {
-                let entry = nla_data(current).load(as: bridge_vlan_info.self)
-                let flags = Int32(entry.flags)
-                if flags & BRIDGE_VLAN_INFO_RANGE_BEGIN != 0 {
-                    rangeStart = entry.vid
-                } else {
-                    let first = flags & BRIDGE_VLAN_INFO_RANGE_END != 0 ? (rangeStart ?? entry.vid) : entry.vid
-                    rangeStart = nil
-                    for vid in first...max(first, entry.vid) {
-                        vids.append(vid)
-                        if flags & BRIDGE_VLAN_INFO_UNTAGGED != 0 { untagged.append(vid) }
-                        if flags & BRIDGE_VLAN_INFO_PVID != 0 { pvid = vid }
-                    }
+        for attribute in spec where attribute.type == UInt16(IFLA_BRIDGE_VLAN_INFO)
+            && attribute.payload.count >= MemoryLayout<bridge_vlan_info>.size
+        {
+            let entry = attribute.payload.withUnsafeBytes { $0.loadUnaligned(as: bridge_vlan_info.self) }
+            let flags = Int32(entry.flags)
+            if flags & BRIDGE_VLAN_INFO_RANGE_BEGIN != 0 {
+                rangeStart = entry.vid
+            } else {
+                let first = flags & BRIDGE_VLAN_INFO_RANGE_END != 0 ? (rangeStart ?? entry.vid) : entry.vid
+                rangeStart = nil
+                for vid in first...max(first, entry.vid) {
+                    vids.append(vid)
+                    if flags & BRIDGE_VLAN_INFO_UNTAGGED != 0 { untagged.append(vid) }
+                    if flags & BRIDGE_VLAN_INFO_PVID != 0 { pvid = vid }
                 }
             }
-            attribute = nla_next(current, &remaining)
         }
         return BridgeVLANs(vids: vids, pvid: pvid, untagged: untagged)
     }

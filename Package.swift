@@ -79,7 +79,9 @@ let package = Package(
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting"]),
-        .testTarget(name: "FlowctlBenchTests", dependencies: ["FlowctlBench", "FlowctlTraffic"]),
+        .testTarget(
+            name: "FlowctlBenchTests",
+            dependencies: ["FlowctlBench", "FlowctlTraffic", "FlowctlProcess", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "FlowctlTrafficTests", dependencies: ["FlowctlTraffic"]),
         .testTarget(name: "FlowctlLabTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
     ]

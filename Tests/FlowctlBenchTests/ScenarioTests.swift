@@ -9,11 +9,21 @@ final class ScenarioTests: XCTestCase {
     func testEveryShippedScenarioParses() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.scenarios.path)
             .filter { $0.hasSuffix(".toml") }.sorted()
-        XCTAssertEqual(files, ["containers.toml", "ipv6.toml", "nat.toml", "quickstart.toml", "taps.toml", "vlan.toml"])
+        XCTAssertEqual(files, ["containers.toml", "crr.toml", "firewall.toml", "ipv6.toml", "nat.toml", "quickstart.toml",
+                               "rr-ipv6.toml", "scale.toml", "taps.toml", "tcp-bulk.toml", "vlan.toml"])
         for file in files {
             let scenario = try Scenario.load(path: Self.scenarios.appendingPathComponent(file).path)
             XCTAssertEqual(scenario.name + ".toml", file)
             XCTAssertFalse(scenario.guests.isEmpty)
+            _ = try TopologyPlan(scenario)
+            // Every file a mode or the host's rules name is shipped.
+            let root = Self.scenarios.deletingLastPathComponent()
+            for case .nftFile(let path) in scenario.modes {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path), "\(file): \(path)")
+            }
+            for path in scenario.hostRules {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path), "\(file): \(path)")
+            }
         }
     }
 
@@ -25,8 +35,15 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(scenario.externals.first?.vlan, 20)
         XCTAssertEqual(scenario.traffic.kind, .udp)
         XCTAssertEqual(scenario.traffic.size, 18)
-        XCTAssertEqual(scenario.modes, [.slow, .flowctl, .nftFile("Scenarios/vlan-handwritten.nft")])
-        XCTAssertEqual(scenario.expect.minRatio, 1.5)
+        XCTAssertEqual(scenario.traffic.generator, .inject)
+        XCTAssertEqual(scenario.traffic.sink, .drop)
+        XCTAssertEqual(scenario.modes, [.slow, .flowctl, .nftFile("Scenarios/vlan-handwritten.nft"),
+                                        .nftFile("Scenarios/peers/vlan-firewall4.nft"), .nftFile("Scenarios/peers/vlan-firewalld.nft"),
+                                        .nftFile("Scenarios/peers/vlan-kindnet.nft")])
+        XCTAssertEqual(scenario.expect.minRatio, 2.0)
+        XCTAssertEqual(scenario.expect.minRatioTo, ["nft:Scenarios/vlan-handwritten.nft": 0.97])
+        let firewall = try Scenario.load(path: Self.scenarios.appendingPathComponent("firewall.toml").path)
+        XCTAssertEqual(firewall.hostRules, ["Scenarios/firewall/host-firewall.nft"])
     }
 
     let minimal = """
@@ -107,29 +124,40 @@ final class ScenarioTests: XCTestCase {
 final class TopologyPlanTests: XCTestCase {
     func testVlanScenarioBuildsTaggedPortsUppersAndRoutes() throws {
         let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("vlan.toml").path)
-        XCTAssertEqual(scenario.traffic.generator, .pktgen)
+        XCTAssertEqual(scenario.traffic.generator, .inject)
         let plan = try TopologyPlan(scenario)
         let steps = plan.setup.map(\.description)
-        XCTAssertTrue(steps.contains("ip link add br0 type bridge vlan_filtering 1"))
-        XCTAssertTrue(steps.contains("bridge vlan add dev br0 vid 10 self"))
-        XCTAssertTrue(steps.contains("ip link add link br0 name br0.10 type vlan id 10"))
-        XCTAssertTrue(steps.contains("bridge vlan add dev vnet-vm1 vid 10"))
+        // The host is a namespace of its own, made first: nothing touches this machine's routes or sysctls.
+        XCTAssertEqual(Array(steps.prefix(2)), ["ip netns add fb-host", "ip -n fb-host link set lo up"])
+        let host = { (step: String) in "ip netns exec fb-host " + step }
+        XCTAssertTrue(steps.contains(host("sysctl -qw net.ipv4.ip_forward=1")))
+        XCTAssertTrue(steps.contains(host("ip link add br0 type bridge vlan_filtering 1")))
+        XCTAssertTrue(steps.contains(host("bridge vlan add dev br0 vid 10 self")))
+        XCTAssertTrue(steps.contains(host("ip link add link br0 name br0.10 type vlan id 10")))
+        XCTAssertTrue(steps.contains(host("bridge vlan add dev vnet-vm1 vid 10")))
         XCTAssertTrue(steps.contains("ip -n fb-vm1 link add link eth0 name eth0.10 type vlan id 10"))
-        XCTAssertTrue(steps.contains("ip link add link up-ext name up-ext.20 type vlan id 20"))
-        XCTAssertTrue(steps.contains("ip route replace default via 198.18.20.2 dev up-ext.20"))
+        XCTAssertTrue(steps.contains(host("ip link add link up-ext name up-ext.20 type vlan id 20")))
+        XCTAssertTrue(steps.contains(host("ip route replace default via 198.18.20.2 dev up-ext.20")))
         XCTAssertTrue(steps.contains("ip -n fb-ext route add 198.18.10.0/24 via 198.18.20.1"))
+        XCTAssertFalse(steps.contains { $0.hasPrefix("ip link") || $0.hasPrefix("ip route") || $0.hasPrefix("sysctl")
+                                        || $0.hasPrefix("nft") || $0.hasPrefix("bridge") }, "every host step runs in fb-host")
+        XCTAssertEqual(plan.attachments["vm1"], TopologyPlan.Attachment(namespace: "fb-vm1", port: "vnet-vm1", isTap: false,
+                                                                        vlan: 10, gateways: ["198.18.10.1"]))
+        XCTAssertEqual(plan.attachments["ext"], TopologyPlan.Attachment(namespace: "fb-ext", port: "up-ext", isTap: false,
+                                                                        vlan: 20, gateways: ["198.18.20.1"]))
         XCTAssertEqual(plan.realDevices, ["vnet-vm1", "up-ext"], "what the hand-written file lists")
         XCTAssertEqual(plan.namespaces["vm1"], "fb-vm1")
         XCTAssertEqual(plan.addresses["ext"], ["198.18.20.2"])
         // Teardown removes exactly what setup created, namespaces and bridges.
         let teardown = Set(plan.teardown.map(\.description))
-        XCTAssertEqual(teardown, ["ip netns del fb-vm1", "ip netns del fb-ext", "ip link del br0"])
+        XCTAssertEqual(teardown, ["ip netns del fb-vm1", "ip netns del fb-ext", host("ip link del br0"), "ip netns del fb-host"])
+        XCTAssertEqual(plan.teardown.last?.description, "ip netns del fb-host", "the host's namespace goes last")
     }
 
     func testContainersGetNumberedNamespacesAndAddresses() throws {
         let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("containers.toml").path)
         let plan = try TopologyPlan(scenario)
-        XCTAssertEqual(plan.namespaces.count, 17)
+        XCTAssertEqual(plan.namespaces.count, 17, "16 containers and the external (the host's namespace apart)")
         XCTAssertEqual(plan.addresses["c0"], ["198.18.4.10"])
         XCTAssertEqual(plan.addresses["c15"], ["198.18.4.25"])
         XCTAssertEqual(TopologyPlan.offset("2001:2::ff/64", by: 2), "2001:2::101/64")
@@ -139,19 +167,20 @@ final class TopologyPlanTests: XCTestCase {
         let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("nat.toml").path)
         let plan = try TopologyPlan(scenario)
         XCTAssertTrue(plan.setup.contains { $0.input?.contains("oifname \"up-ext\" masquerade") ?? false })
-        XCTAssertTrue(plan.teardown.contains { $0.description == "nft delete table ip fb_nat" })
+        XCTAssertTrue(plan.teardown.contains { $0.description == "ip netns exec fb-host nft delete table ip fb_nat" })
     }
 
     func testTapGuestsGetATapPortAndARelay() throws {
         let scenario = try Scenario.load(path: ScenarioTests.scenarios.appendingPathComponent("taps.toml").path)
         let plan = try TopologyPlan(scenario)
         let steps = plan.setup.map(\.description)
-        XCTAssertTrue(steps.contains("ip tuntap add dev tap-vm1 mode tap"))
-        XCTAssertTrue(steps.contains("ip link set tap-vm1 master br0"))
+        XCTAssertTrue(steps.contains("ip netns exec fb-host ip tuntap add dev tap-vm1 mode tap"))
+        XCTAssertTrue(steps.contains("ip netns exec fb-host ip link set tap-vm1 master br0"))
+        XCTAssertEqual(plan.attachments["vm2"]?.isTap, true)
         XCTAssertTrue(steps.contains("ip -n fb-vm1 link add eth0 type veth peer name relay0"))
         XCTAssertEqual(plan.helpers.first, ["traffic", "tap-relay", "--tap", "tap-vm1", "--netns", "/run/netns/fb-vm1", "--device", "relay0"])
         XCTAssertEqual(plan.helpers.count, 2)
-        XCTAssertTrue(plan.teardown.contains { $0.description == "ip link del tap-vm1" })
+        XCTAssertTrue(plan.teardown.contains { $0.description == "ip netns exec fb-host ip link del tap-vm1" })
         XCTAssertEqual(plan.realDevices, ["tap-vm1", "tap-vm2"])
     }
 
@@ -175,22 +204,38 @@ final class TopologyPlanTests: XCTestCase {
             XCTAssertEqual((error as? ScenarioError)?.line, 11)
         }
     }
+}
 
-    func testRunResultsAreCheckedAndSummarized() throws {
-        XCTAssertThrowsError(try RunResult.from(sender: #"{"packets":10}"#, sink: #"{"packets":11,"activeSeconds":1}"#, kind: .udp))
-        var slow = try RunResult.from(sender: #"{"packets":100,"duration":1}"#, sink: #"{"packets":100,"bytes":6400,"activeSeconds":1}"#, kind: .udp)
-        slow.mode = "slow"
-        var fast = try RunResult.from(sender: #"{"packets":300,"duration":1}"#, sink: #"{"packets":240,"bytes":15360,"activeSeconds":1}"#, kind: .udp)
-        fast.mode = "flowctl"
-        let result = ScenarioResult(scenario: "s", description: "", traffic: Scenario.Traffic(kind: .udp, from: "a", to: "b", size: 18, flows: 1, duration: 1),
-                                    runs: [slow, fast], expect: Scenario.Expectation(minRatio: 1.5), modes: ["slow", "flowctl"])
-        let summaries = result.summaries
-        XCTAssertEqual(summaries.first { $0.mode == "flowctl" }?.ratioToSlow, 2.4)
-        XCTAssertEqual(summaries.first { $0.mode == "flowctl" }?.lossFraction?.median ?? 0, 0.2, accuracy: 1e-9)
-        XCTAssertEqual(result.verdicts, ["flowctl / slow packets/s = 2.40 (expected >= 1.50): met"])
-        let svg = BenchReport.svg(result)
-        XCTAssertTrue(svg.hasPrefix("<svg"))
-        XCTAssertTrue(svg.contains(">flowctl</text>"))
-        XCTAssertTrue(BenchReport.table(result, environment: "test").contains("2.40x"))
+extension ScenarioTests {
+    func assertRefused(_ text: String, contains fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try Scenario.parse(text, file: "bad.toml"), file: file, line: line) { error in
+            XCTAssertTrue("\(error)".contains(fragment), "\(error)", file: file, line: line)
+        }
+    }
+
+    func testInjectAndDropSinkAreChecked() {
+        // The traffic table's extra keys, then an external behind the host.
+        func document(_ traffic: String, kind: String = "udp", from: String = "vm1", masquerade: Bool = false) -> String {
+            minimal.replacingOccurrences(of: "to = \"vm1\"", with: "to = \"ext\"")
+                .replacingOccurrences(of: "kind = \"udp\"", with: "kind = \"\(kind)\"")
+                .replacingOccurrences(of: "from = \"vm1\"", with: "from = \"\(from)\"")
+                + "\n" + traffic + "\n[[external]]\nname = \"ext\"\nhost_addresses = [\"198.18.2.1/24\"]\n"
+                + "addresses = [\"198.18.2.2/24\"]\n" + (masquerade ? "masquerade = true\n" : "")
+        }
+        let parsed = try? Scenario.parse(document("generator = \"inject\"\nsink = \"drop\""), file: "g.toml")
+        XCTAssertEqual(parsed?.traffic.generator, .inject)
+        XCTAssertEqual(parsed?.traffic.sink, .drop)
+        assertRefused(document("sink = \"drop\"", kind: "rr"), contains: "sink \"drop\" counts UDP only")
+        assertRefused(document("generator = \"inject\"", masquerade: true), contains: "cannot do so through NAT")
+        assertRefused(document("generator = \"inject\"", from: "ext"), contains: "is not a single [[guest]]")
+        assertRefused(document("flows = 5000"), contains: "at most 4096 flows")
+        XCTAssertEqual((try? Scenario.parse(document("generator = \"inject\"\nflows = 50000"), file: "g.toml"))?.traffic.flows, 50000)
+        assertRefused(document("sink = \"null\""), contains: "\"sink\" must be \"socket\" or \"drop\"")
+        assertRefused(minimal + "\n[expect]\nmin_ratio_to = { \"nft:x.nft\" = 0.97 }\n", contains: "\"nft:x.nft\" is not one of the modes")
+        let reserved = try? Scenario.parse(minimal.replacingOccurrences(of: "\"vm1\"", with: "\"host\""), file: "h.toml")
+        XCTAssertNotNil(reserved)
+        XCTAssertThrowsError(try TopologyPlan(reserved!)) { error in
+            XCTAssertTrue("\(error)".contains("reserved for the host's namespace"), "\(error)")
+        }
     }
 }

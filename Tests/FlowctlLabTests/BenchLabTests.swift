@@ -18,7 +18,7 @@ final class BenchLabTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("\n  slow "), result.stdout)
         XCTAssertTrue(result.stdout.contains("\n  flowctl "), result.stdout)
         let files = try FileManager.default.contentsOfDirectory(atPath: output)
-        XCTAssertEqual(files.filter { $0.hasSuffix(".svg") }.count, 1)
+        XCTAssertEqual(files.filter { $0.hasSuffix(".svg") }.count, 2, "the scenario's chart and the summary chart")
         let json = try XCTUnwrap(files.first { $0.hasSuffix(".json") })
         let document = try XCTUnwrap(JSONSerialization.jsonObject(
             with: Data(contentsOf: URL(fileURLWithPath: output + "/" + json))) as? [String: Any])
@@ -32,6 +32,45 @@ final class BenchLabTests: XCTestCase {
         let fast = try XCTUnwrap(runs.first { $0["mode"] as? String == "flowctl" })
         XCTAssertGreaterThan(fast["offloadedFraction"] as? Double ?? 0, 0, "flows were offloaded in the flowctl run")
         // Nothing left behind on this host.
+        XCTAssertFalse(try Subprocess.run(["ip", "netns", "list"]).stdout.contains("fb-"))
+    }
+
+    /// Forwarding only, with tap guests held open: pktgen injects the VM's
+    /// frames at the host side of its tap, the sink counts and drops them
+    /// at the other tap's egress, in every mode, peers' files included.
+    func testInjectedTapScenarioMeasuresTheHost() throws {
+        let flowctl = Subprocess.product("flowctl")
+        let output = Lab.repoRoot.appendingPathComponent(".build/bench-taps-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let result = try Subprocess.run(["sh", "-c", "cd \"$0\" && exec \"$@\"", Lab.repoRoot.path, flowctl, "bench",
+                                         "Scenarios/taps.toml", "--repetitions", "1", "--duration", "1",
+                                         "--output", output])
+        XCTAssertEqual(result.status, 0, "\(result)")
+        let json = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: output).first { $0.hasSuffix(".json") })
+        let document = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: output + "/" + json))) as? [String: Any])
+        let metadata = try XCTUnwrap(document["metadata"] as? [String: Any])
+        XCTAssertTrue((metadata["kernel"] as? String ?? "").hasPrefix("6.12"), "\(metadata)")
+        XCTAssertEqual(metadata["cpus"] as? Int, 1)
+        let scenario = try XCTUnwrap((document["scenarios"] as? [[String: Any]])?.first)
+        let runs = try XCTUnwrap((scenario["result"] as? [String: Any])?["runs"] as? [[String: Any]])
+        XCTAssertEqual(Set(runs.compactMap { $0["mode"] as? String }), [
+            "slow", "flowctl", "nft:Scenarios/taps-handwritten.nft", "nft:Scenarios/peers/taps-firewall4.nft",
+            "nft:Scenarios/peers/taps-firewalld.nft", "nft:Scenarios/peers/taps-kindnet.nft"])
+        for run in runs {
+            // The sink counts only what crossed the host: never more than injected.
+            XCTAssertGreaterThan(run["packetsReceived"] as? Double ?? 0, 1000, "\(run)")
+            XCTAssertLessThanOrEqual(run["packetsReceived"] as? Double ?? 0, run["packetsSent"] as? Double ?? 0, "\(run)")
+        }
+        // All 4 flows offloaded: pktgen's udp_src_max is exclusive (it wraps
+        // on reaching it), so the generator asks for one past the last port;
+        // with the inclusive value only 3 flows would exist.
+        let fast = try XCTUnwrap(runs.first { $0["mode"] as? String == "flowctl" })
+        XCTAssertEqual(fast["offloadedFraction"] as? Double, 1.0, "\(fast)")
+        let summaries = try XCTUnwrap(scenario["summaries"] as? [[String: Any]])
+        XCTAssertEqual(Set(summaries.compactMap { $0["primaryMetric"] as? String }), ["packetsPerSecond"])
+        XCTAssertNil(summaries.first?["gigabitsPerSecond"], "a figure that means nothing for UDP is left out")
+        // Nothing left behind: the host's namespace went with its bridges.
         XCTAssertFalse(try Subprocess.run(["ip", "netns", "list"]).stdout.contains("fb-"))
     }
 }

@@ -162,7 +162,7 @@ struct PktgenCommand: ParsableCommand {
 struct DropSinkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drop-sink",
-        abstract: "Count and drop every frame at a device's ingress (or egress) until SIGINT or --duration.")
+        abstract: "Count and drop every UDP packet at a device's ingress (or egress) until SIGINT or --duration.")
 
     @Option(help: "The receiving device.")
     var device: String

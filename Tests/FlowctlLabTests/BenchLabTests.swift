@@ -6,13 +6,16 @@ import XCTest
 /// (flowctl re-runs itself there because this host has no flowtables).
 /// Checks that it runs, reports and cleans up; it does not judge speed.
 final class BenchLabTests: XCTestCase {
+    /// `flowctl bench SCENARIO` from the repository, one repetition.
+    func bench(_ scenario: String, duration: Int, output: String) throws -> ProcessResult {
+        try Subprocess.run(["sh", "-c", "cd \"$0\" && exec \"$@\"", Lab.repoRoot.path, Subprocess.product("flowctl"), "bench",
+                            scenario, "--repetitions", "1", "--duration", "\(duration)", "--output", output])
+    }
+
     func testQuickstartBenchRunsAndReports() throws {
-        let flowctl = Subprocess.product("flowctl")
         let output = Lab.repoRoot.appendingPathComponent(".build/bench-test-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let result = try Subprocess.run(["sh", "-c", "cd \"$0\" && exec \"$@\"", Lab.repoRoot.path, flowctl, "bench",
-                                         "Scenarios/quickstart.toml", "--repetitions", "1", "--duration", "3",
-                                         "--output", output])
+        let result = try bench("Scenarios/quickstart.toml", duration: 3, output: output)
         XCTAssertEqual(result.status, 0, "\(result)")
         XCTAssertTrue(result.stderr.contains("running in the lab kernel"), result.stderr)
         XCTAssertTrue(result.stdout.contains("\n  slow "), result.stdout)
@@ -39,12 +42,9 @@ final class BenchLabTests: XCTestCase {
     /// frames at the host side of its tap, the sink counts and drops them
     /// at the other tap's egress, in every mode, peers' files included.
     func testInjectedTapScenarioMeasuresTheHost() throws {
-        let flowctl = Subprocess.product("flowctl")
         let output = Lab.repoRoot.appendingPathComponent(".build/bench-taps-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let result = try Subprocess.run(["sh", "-c", "cd \"$0\" && exec \"$@\"", Lab.repoRoot.path, flowctl, "bench",
-                                         "Scenarios/taps.toml", "--repetitions", "1", "--duration", "1",
-                                         "--output", output])
+        let result = try bench("Scenarios/taps.toml", duration: 1, output: output)
         XCTAssertEqual(result.status, 0, "\(result)")
         let json = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: output).first { $0.hasSuffix(".json") })
         let document = try XCTUnwrap(JSONSerialization.jsonObject(

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <net/if.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>

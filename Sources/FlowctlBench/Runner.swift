@@ -67,7 +67,7 @@ public final class BenchRunner: Sendable {
         options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
         for step in plan.setup { try sh(step) }
         var helpers: [ChildProcess] = []
-        defer { helpers.forEach { $0.terminate(); _ = $0.finish() } }
+        defer { Self.stop(helpers) }
         for helper in plan.helpers {
             let process = try ChildProcess(TopologyPlan.inHost([options.flowctl] + helper))
             helpers.append(process)
@@ -99,6 +99,14 @@ public final class BenchRunner: Sendable {
         return ScenarioResult(scenario: scenario.name, description: scenario.description,
                               traffic: scenario.traffic, runs: runs, expect: scenario.expect,
                               modes: scenario.modes.map(\.description))
+    }
+
+    /// Asks the helpers to stop, and kills those still running a second later.
+    static func stop(_ processes: [ChildProcess]) {
+        processes.forEach { $0.terminate() }
+        for _ in 0..<20 where processes.contains(where: \.isRunning) { usleep(50_000) }
+        processes.forEach { $0.kill() }
+        processes.forEach { _ = $0.finish() }
     }
 
     // MARK: Modes

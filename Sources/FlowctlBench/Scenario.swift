@@ -461,7 +461,7 @@ struct Reader {
         }
         var traffic = Scenario.Traffic(
             kind: kind, from: from, to: to, address: try string(t, "address", required: false),
-            size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...65536)!,
+            size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...55000)!,
             duration: try double(t, "duration", default: 3)!)
         traffic.generator = generator
         traffic.sink = sink

@@ -15,17 +15,20 @@ extension Daemon.Edges {
 }
 
 /// Process-wide hooks for tests: where output goes and which edges to use.
-/// The CLI is single-threaded; tests that change these run serially.
+/// nonisolated(unsafe): tests set them before a command runs, serially, and
+/// a command reads them from its one thread (signal watches only stop a
+/// generator, they never print).
 public enum Runtime {
     nonisolated(unsafe) public static var makeEdges: () -> Edges = Edges.linux
     nonisolated(unsafe) public static var standardOutput: (String) -> Void = { text in
-        FileHandle.standardOutput.write(Data(text.utf8))
+        // A reader that went away (`| head`) loses the text, not the command's cleanup.
+        try? FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
     }
     /// Whether enable/disable/status look for a running daemon first (tests
     /// with fakes turn this off).
     nonisolated(unsafe) public static var useDaemon = true
     nonisolated(unsafe) public static var standardError: (String) -> Void = { text in
-        FileHandle.standardError.write(Data(text.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
     }
 }
 

@@ -110,7 +110,7 @@ struct PktgenCommand: ParsableCommand {
     var inject = false
     @Option(help: "Destination address.")
     var to: String
-    @Option(help: "Source address of the frames.")
+    @Option(help: ArgumentHelp("Source address of the frames; IPv4 also FIRST-LAST, stepped with the port.", valueName: "addr"))
     var from: String?
     @Option(help: "Destination MAC: the next hop's (for a guest, its gateway's).")
     var dstMac: String
@@ -150,7 +150,9 @@ struct PktgenCommand: ParsableCommand {
                                       duration: duration, vlanID: vlan)
             sender.mode = inject ? .inject : .transmit
             sender.sourceMAC = srcMac
-            sender.source = from
+            let range = from?.split(separator: "-", maxSplits: 1).map(String.init)
+            sender.source = range?.first
+            sender.sourceLast = range?.count == 2 ? range?.last : nil
             sender.sourcePorts = Self.ports(srcPorts)!
             sender.destinationPorts = Self.ports(dstPorts)!
             sender.count = count

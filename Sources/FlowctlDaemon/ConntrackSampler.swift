@@ -1,38 +1,109 @@
 import FlowctlCore
+import Foundation
+import Synchronization
 
-/// Conntrack figures for the daemon's metrics and status answers at a
-/// bounded cost. Counting offloaded entries means a ctnetlink dump that
-/// copies every entry (a million on a large hypervisor: seconds of CPU), so
-/// a dump's figures are reused until they are older than `costFactor` times
-/// what the dump took (at most 1% of a CPU by default) or than the age the
-/// caller allows, whichever is later. The count and the limit behind the
-/// 80% guard cost two small reads and are always fresh.
-/// Used on the daemon's loop thread only.
-final class ConntrackSampler {
+/// Conntrack figures for the daemon's metrics and status answers, taken
+/// on a thread of its own so that neither the event loop nor a client
+/// ever waits for a dump. Counting offloaded flows means a ctnetlink dump
+/// (filtered by the kernel to offloaded entries, but those can be a
+/// million on a large hypervisor), so dumps are spaced by the interval
+/// asked for or by `costFactor` times what the last one took, whichever
+/// is longer: at most 1% of a CPU by default. The count and the limit
+/// behind the 80% guard are two small /proc reads, fresh on every read.
+final class ConntrackSampler: Sendable {
+    struct Sample: Sendable {
+        var summary: ConntrackSummary
+        var at: ContinuousClock.Instant
+        var cost: Duration
+    }
+
+    private struct State {
+        var sample: Sample?
+        var error: String?
+        var stopping = false
+        var started = false
+    }
+
     let source: any ConntrackSource
+    let interval: Duration
     let costFactor: Int64
-    private var last: (summary: ConntrackSummary, at: ContinuousClock.Instant, cost: Duration)?
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
 
-    init(_ source: any ConntrackSource, costFactor: Int64 = 100) {
+    init(_ source: any ConntrackSource, interval: Duration, costFactor: Int64 = 100) {
         self.source = source
+        self.interval = interval
         self.costFactor = costFactor
     }
 
-    /// Fresh count and limit; entries and offloaded flows from a dump no
-    /// older than `maxAge`, unless dumping that often would cost more than
-    /// the budget.
-    func summary(maxAge: Duration, now: ContinuousClock.Instant = .now) throws -> ConntrackSummary {
-        if let last, now - last.at < max(maxAge, last.cost * costFactor) {
-            var summary = last.summary
-            (summary.count, summary.max) = source.capacity()
-            return summary
+    /// When the dump after `sample` is due: `interval` after it, or
+    /// `costFactor` times its cost, whichever is later.
+    static func nextDump(after sample: Sample, interval: Duration, costFactor: Int64) -> ContinuousClock.Instant {
+        sample.at + max(interval, sample.cost * costFactor)
+    }
+
+    /// Starts the sampling thread (once); the first dump begins at once.
+    func start() {
+        let first = state.withLock { state -> Bool in
+            defer { state.started = true }
+            return !state.started
         }
-        let started = ContinuousClock.now
-        let summary = try source.summary()
-        last = (summary, now, ContinuousClock.now - started)
-        return summary
+        guard first else { return }
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "flowctl-conntrack"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it (a dump under way finishes first).
+    func stop() {
+        let running = state.withLock { state -> Bool in
+            state.stopping = true
+            return state.started
+        }
+        guard running else { return }
+        wake.signal()
+        finished.wait()
+    }
+
+    private func run() {
+        while !state.withLock({ $0.stopping }) {
+            let started = ContinuousClock.now
+            do {
+                let summary = try source.summary()
+                let sample = Sample(summary: summary, at: started, cost: .now - started)
+                state.withLock {
+                    $0.sample = sample
+                    $0.error = nil
+                }
+            } catch {
+                state.withLock { $0.error = "\(error)" }
+            }
+            let due = state.withLock { state in
+                state.sample.map { Self.nextDump(after: $0, interval: interval, costFactor: costFactor) }
+            } ?? started + interval
+            let wait = due - .now
+            if wait > .zero { _ = wake.wait(timeout: .now() + .nanoseconds(Int(clamping: wait.nanoseconds))) }
+        }
+    }
+
+    /// The last dump's figures with a fresh count and limit (nil before the
+    /// first dump ended), and the last dump's error; never waits.
+    func latest() -> (summary: ConntrackSummary?, error: String?) {
+        let (sample, error) = state.withLock { ($0.sample, $0.error) }
+        guard var summary = sample?.summary else {
+            return (nil, error ?? "the first conntrack sample is still being taken")
+        }
+        let (count, max) = source.capacity()
+        summary.count = count ?? summary.count
+        summary.max = max ?? summary.max
+        if let count { summary.entries = count }
+        return (summary, error)
     }
 
     /// How long the last dump took (nil before the first).
-    var lastCost: Duration? { last?.cost }
+    var lastCost: Duration? { state.withLock { $0.sample?.cost } }
 }

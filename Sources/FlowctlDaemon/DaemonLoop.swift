@@ -18,7 +18,7 @@ public final class DaemonLoop: @unchecked Sendable {
     let topologyEvents: any TopologyEventSource
     let rulesetEvents: any RulesetEventSource
     let control: ControlServer?
-    /// Conntrack, dumped at most as often as costs 1% of a CPU.
+    /// Conntrack, dumped on its own thread at most as often as costs 1% of a CPU.
     let conntrackSampler: ConntrackSampler
     let backend: any RulesetBackend
     private(set) var configuration: DaemonConfiguration
@@ -59,7 +59,7 @@ public final class DaemonLoop: @unchecked Sendable {
         self.topologyEvents = topologyEvents
         self.rulesetEvents = rulesetEvents
         self.control = control
-        conntrackSampler = ConntrackSampler(conntrack)
+        conntrackSampler = ConntrackSampler(conntrack, interval: .seconds(configuration.conntrackInterval))
         self.backend = backend
         self.configuration = configuration
         self.logger = logger
@@ -100,9 +100,11 @@ public final class DaemonLoop: @unchecked Sendable {
             logger.critical("cannot publish the control socket: \(error)")
             return
         }
+        conntrackSampler.start()
         defer {
             controlServer?.stop()
             control?.unpublish()
+            conntrackSampler.stop()
         }
         logger.info("daemon started", metadata: ["pid": "\(getpid())", "state_dir": "\(configuration.stateDir)",
                                                  "control_socket": "\(control?.path ?? "none")"])
@@ -248,7 +250,7 @@ public final class DaemonLoop: @unchecked Sendable {
         if let rules = try? backend.table(FlowctlNames.table)?.rules {
             engine.metrics.forwardChain(packets: rules.compactMap(\.packets).reduce(0, +))
         }
-        guard let summary = try? conntrackSampler.summary(maxAge: .seconds(configuration.conntrackInterval)) else { return }
+        guard let summary = conntrackSampler.latest().summary else { return }
         engine.metrics.conntrack(summary)
         if let warning = summary.fillWarning, !conntrackWarned { logger.warning("\(warning)") }
         conntrackWarned = summary.isNearlyFull
@@ -365,11 +367,9 @@ public final class DaemonLoop: @unchecked Sendable {
         }
         if withStatus {
             response.table = try? backend.table(FlowctlNames.table)
-            // Status answers share the sampler: a client asking often cannot
-            // make the daemon copy a million entries each time.
-            do { response.conntrack = try conntrackSampler.summary(maxAge: .seconds(1)) } catch {
-                response.conntrackError = "\(error)"
-            }
+            // Status answers read the sampler's last figures: no client
+            // waits for a dump or makes the daemon copy a million entries.
+            (response.conntrack, response.conntrackError) = conntrackSampler.latest()
         }
         return response
     }

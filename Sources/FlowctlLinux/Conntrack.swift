@@ -2,15 +2,19 @@ import CLibMnl
 import FlowctlCore
 import Glibc
 
-/// Conntrack figures through ctnetlink (libmnl): every entry is dumped and
-/// its CTA_STATUS read for IPS_OFFLOAD / IPS_HW_OFFLOAD; the count and the
-/// limit come from /proc/sys/net/netfilter.
+/// Conntrack figures through ctnetlink (libmnl) without copying every
+/// entry: the count and the limit come from /proc/sys/net/netfilter, and
+/// the offloaded entries from a dump the kernel filters on CTA_STATUS /
+/// CTA_STATUS_MASK (5.19+; an older kernel ignores the filter and sends
+/// every entry, whose status is checked here anyway). The dump is counted
+/// as it arrives, a datagram at a time: memory stays flat at any size.
 public struct ConntrackReader: ConntrackSource {
     public init() {}
 
-    static let NFNL_SUBSYS_CTNETLINK: UInt16 = 1
-    static let IPCTNL_MSG_CT_GET: UInt16 = 1
+    static let NFNL_SUBSYS_CTNETLINK = UInt16(CLibMnl.NFNL_SUBSYS_CTNETLINK)
+    static let IPCTNL_MSG_CT_GET = UInt16(CLibMnl.IPCTNL_MSG_CT_GET.rawValue)
     static let CTA_STATUS = UInt16(CLibMnl.CTA_STATUS.rawValue)
+    static let CTA_STATUS_MASK = UInt16(CLibMnl.CTA_STATUS_MASK.rawValue)
     static let IPS_OFFLOAD = UInt32(CLibMnl.IPS_OFFLOAD.rawValue)
     static let IPS_HW_OFFLOAD = UInt32(CLibMnl.IPS_HW_OFFLOAD.rawValue)
 
@@ -19,29 +23,12 @@ public struct ConntrackReader: ConntrackSource {
         while true {
             attempt += 1
             do {
-                return try dump()
+                return try dump(statusFilter: Self.IPS_OFFLOAD)
             } catch let error as KernelError where (error.errno == ENOBUFS || error.errno == EINTR) && attempt < 3 {
                 continue
             }
         }
     }
-
-    /// Offloaded entries only: the dump carries CTA_STATUS/CTA_STATUS_MASK
-    /// so the kernel (5.19+) sends just those; an older kernel ignores the
-    /// filter and sends every entry, and the status is checked here anyway.
-    public func offloadedFlows() throws -> Int {
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try dump(statusFilter: Self.IPS_OFFLOAD).offloaded
-            } catch let error as KernelError where (error.errno == ENOBUFS || error.errno == EINTR) && attempt < 3 {
-                continue
-            }
-        }
-    }
-
-    static let CTA_STATUS_MASK = UInt16(CLibMnl.CTA_STATUS_MASK.rawValue)
 
     public func capacity() -> (count: Int?, max: Int?) {
         (Self.readInt("/proc/sys/net/netfilter/nf_conntrack_count"), Self.readInt("/proc/sys/net/netfilter/nf_conntrack_max"))
@@ -68,15 +55,14 @@ public struct ConntrackReader: ConntrackSource {
         }
         var entries = 0, offloaded = 0, hardware = 0
         do {
-            let replies = try request.withUnsafeBytes {
-                try socket.request(UnsafeRawBufferPointer(rebasing: $0[..<length]), seq: seq, dump: true,
-                                   operation: operation)
-            }
-            for reply in replies {
-                entries += 1
-                let status = Self.status(reply.bytes) ?? 0
-                if status & Self.IPS_OFFLOAD != 0 { offloaded += 1 }
-                if status & Self.IPS_HW_OFFLOAD != 0 { hardware += 1 }
+            try request.withUnsafeBytes {
+                try socket.exchange(UnsafeRawBufferPointer(rebasing: $0[..<length]), seq: seq, operation: operation) { reply in
+                    entries += 1
+                    let status = Self.status(reply.bytes) ?? 0
+                    if status & Self.IPS_OFFLOAD != 0 { offloaded += 1 }
+                    if status & Self.IPS_HW_OFFLOAD != 0 { hardware += 1 }
+                    return true
+                }
             }
         } catch var error as KernelError {
             if [ENOENT, EOPNOTSUPP, EPROTONOSUPPORT].contains(error.errno) {
@@ -84,9 +70,10 @@ public struct ConntrackReader: ConntrackSource {
             }
             throw error
         }
-        return ConntrackSummary(entries: entries, offloaded: offloaded, hardwareOffloaded: hardware,
-                                count: Self.readInt("/proc/sys/net/netfilter/nf_conntrack_count"),
-                                max: Self.readInt("/proc/sys/net/netfilter/nf_conntrack_max"))
+        // Entries: the kernel's count (the dump held only the offloaded ones).
+        let (count, max) = capacity()
+        return ConntrackSummary(entries: count ?? entries, offloaded: offloaded, hardwareOffloaded: hardware,
+                                count: count, max: max)
     }
 
     /// CTA_STATUS of one ctnetlink message (attributes after the netlink

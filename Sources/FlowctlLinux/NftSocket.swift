@@ -169,8 +169,21 @@ final class NetfilterSocket {
     func request(_ message: UnsafeRawBufferPointer, seq: UInt32, dump: Bool, operation: String) throws
         -> [NetlinkReply]
     {
-        try send(message, operation: operation)
         var collected: [NetlinkReply] = []
+        try exchange(message, seq: seq, operation: operation) { reply in
+            collected.append(reply)
+            return dump
+        }
+        return collected
+    }
+
+    /// Sends one request and hands each reply to `each` as it arrives (a
+    /// datagram at a time: a dump of any size takes no more memory than
+    /// one datagram), until NLMSG_DONE, the ack, or `each` returns false.
+    /// Throws the kernel's error.
+    func exchange(_ message: UnsafeRawBufferPointer, seq: UInt32, operation: String,
+                  each: (NetlinkReply) throws -> Bool) throws {
+        try send(message, operation: operation)
         while true {
             guard let replies = try receive(timeoutMs: 5000, operation: operation) else {
                 throw KernelError.system(operation, ETIMEDOUT, hint: "the kernel did not answer within 5 s")
@@ -181,15 +194,14 @@ final class NetfilterSocket {
                 }
                 switch reply.type {
                 case NetlinkReply.NLMSG_DONE:
-                    return collected
+                    return
                 case NetlinkReply.NLMSG_ERROR:
                     let code = reply.errorCode ?? EPROTO
-                    if code == 0 { return collected }
+                    if code == 0 { return }
                     throw KernelError(operation: operation, errno: code, reason: String(cString: strerror(code)),
                                       hint: reply.extendedAckMessage)
                 default:
-                    collected.append(reply)
-                    if !dump { return collected }
+                    if try !each(reply) { return }
                 }
             }
         }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one way flowctl runs other programs (ip, nft, conntrack, ping, the
 /// lab, its own generators in namespaces): a child with its output
@@ -61,6 +64,8 @@ public final class ChildProcess: @unchecked Sendable {
     public var processIdentifier: Int32 { process.processIdentifier }
     public func interrupt() { if process.isRunning { process.interrupt() } }
     public func terminate() { if process.isRunning { process.terminate() } }
+    /// SIGKILL: for a child that did not stop when asked.
+    public func kill() { if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) } }
 
     /// Waits for the child and its output.
     public func finish() -> ProcessResult {

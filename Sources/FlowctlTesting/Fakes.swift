@@ -2,6 +2,7 @@ import FlowctlCore
 import Foundation
 
 /// A topology source whose snapshot tests set directly.
+/// @unchecked Sendable: every stored value is read and written under `lock`.
 public final class FakeTopologySource: TopologySource, @unchecked Sendable {
     private let lock = NSLock()
     private var _topology: Topology
@@ -32,6 +33,8 @@ public final class FakeTopologySource: TopologySource, @unchecked Sendable {
 /// flowctl uses: atomic batches, the generation check, incremental flowtable
 /// devices, EEXIST/ENOENT/EBUSY where the kernel would say so. Records every
 /// batch it was sent.
+/// @unchecked Sendable: the kernel calls mutate it under `lock`; tests set
+/// its options and read what it recorded only while no call is running.
 public final class FakeRulesetBackend: RulesetBackend, @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var tables: [TableRef: KernelTable] = [:]

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 @_exported import FlowctlProcess
 
@@ -25,13 +26,12 @@ extension Subprocess {
 
 /// A fresh network namespace for one test, deleted (with everything in it)
 /// when the test ends.
-public final class TestNamespace: @unchecked Sendable {
+public final class TestNamespace: Sendable {
     public let name: String
-    nonisolated(unsafe) private static var counter = 0
+    private static let counter = Atomic<Int>(0)
 
     public init(prefix: String = "flowctl-test") throws {
-        Self.counter += 1
-        name = "\(prefix)-\(getpid())-\(Self.counter)"
+        name = "\(prefix)-\(getpid())-\(Self.counter.add(1, ordering: .relaxed).newValue)"
         let result = try Subprocess.run(["ip", "netns", "add", name])
         guard result.succeeded else { throw TestNamespaceError.create(name, result.stderr) }
         _ = try? Subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"])

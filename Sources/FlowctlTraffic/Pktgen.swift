@@ -29,6 +29,9 @@ public struct PktgenSender: Sendable {
     /// Source address of the frames (pktgen takes the device's otherwise,
     /// which a VLAN-tagged guest does not have on its base device).
     public var source: String?
+    /// IPv4: the last of a range of source addresses from `source` (pktgen
+    /// steps the address and the port with every frame).
+    public var sourceLast: String?
     public var frameSize: Int
     public var sourcePorts: ClosedRange<Int>
     public var destinationPorts: ClosedRange<Int>
@@ -38,8 +41,6 @@ public struct PktgenSender: Sendable {
     public var vlanID: UInt16?
 
     static let root = "/proc/net/pktgen"
-    /// pktgen's limit on concurrent flows (MAX_CFLOWS).
-    public static let maximumFlows = 65536
 
     public init(device: String, destination: String, destinationMAC: String, frameSize: Int, flows: Int,
                 duration: Double, vlanID: UInt16? = nil, destinationPort: UInt16 = 9000) {
@@ -53,7 +54,7 @@ public struct PktgenSender: Sendable {
         self.vlanID = vlanID
     }
 
-    /// Distinct flows: one per (source port, destination port) step.
+    /// Distinct flows of one address pair: one per (source port, destination port) step.
     public var flows: Int { max(sourcePorts.count, destinationPorts.count) }
 
     public struct Result: Codable, Sendable, Hashable {
@@ -111,12 +112,14 @@ public struct PktgenSender: Sendable {
             // maximum: the maximum is exclusive unless both are equal.
             "udp_dst_min \(destinationPorts.lowerBound)", "udp_dst_max \(Self.exclusiveMaximum(destinationPorts))",
             "udp_src_min \(sourcePorts.lowerBound)", "udp_src_max \(Self.exclusiveMaximum(sourcePorts))",
-            "flows \(flows)", "flowlen 8",
+            // No pktgen flow slots: they would hold addresses per slot; every
+            // frame steps the port (and the address range) instead.
+            "flows 0",
         ]
         if let sourceMAC { commands.append("src_mac \(sourceMAC)") }
         if let vlanID { commands.append("vlan_id \(vlanID)") }
         if let source {
-            commands += v6 ? ["src6 \(source)"] : ["src_min \(source)", "src_max \(source)"]
+            commands += v6 ? ["src6 \(source)"] : ["src_min \(source)", "src_max \(sourceLast ?? source)"]
         }
         return commands
     }
@@ -128,9 +131,6 @@ public struct PktgenSender: Sendable {
     public func run() throws -> Result {
         guard Self.isAvailable else {
             throw TrafficError(message: "\(Self.root) does not exist: this kernel has no pktgen (modprobe pktgen, CONFIG_NET_PKTGEN)")
-        }
-        guard (1...Self.maximumFlows).contains(flows) else {
-            throw TrafficError(message: "flows must be 1 to \(Self.maximumFlows)")
         }
         for port in [sourcePorts, destinationPorts] where port.lowerBound < 1 || Self.exclusiveMaximum(port) > 65535 {
             throw TrafficError(message: "UDP ports \(port) are outside 1-65535")

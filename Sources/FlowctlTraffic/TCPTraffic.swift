@@ -9,6 +9,8 @@ import Glibc
 /// Servers use a thread per connection; clients a thread per stream or
 /// worker. Every result is a Codable value printed as one JSON line.
 
+/// A value behind a lock, shared by the threads of a generator.
+/// @unchecked Sendable: every access to `value` holds `lock`.
 final class Locked<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
@@ -26,7 +28,7 @@ func seconds(_ duration: Duration) -> Double {
 
 /// A listening TCP socket (IPv6, IPv4-mapped too) with a stop flag the
 /// accept loop polls.
-final class Listener: @unchecked Sendable {
+final class Listener: Sendable {
     let fd: Int32
     let stopFlag = Locked(false)
 
@@ -132,7 +134,7 @@ public struct TCPSendResult: Codable, Sendable, Hashable {
 }
 
 /// Counts bytes of every stream until stopped or idle.
-public final class TCPSink: @unchecked Sendable {
+public final class TCPSink: Sendable {
     let listener: Listener
     let idle: Double
     public init(port: UInt16, idleTimeout: Double = 2) throws {
@@ -253,7 +255,7 @@ public struct ServerResult: Codable, Sendable, Hashable {
 /// Answers `size`-byte requests with `size`-byte responses: once per
 /// connection (`persistent` false: connect/request/response/close) or in a
 /// loop on persistent connections.
-public final class RequestResponseServer: @unchecked Sendable {
+public final class RequestResponseServer: Sendable {
     let listener: Listener
     let size: Int
     let persistent: Bool

@@ -1,5 +1,6 @@
 import CFlowctlNet
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -190,18 +191,17 @@ public struct UDPSender: Sendable {
 /// A counting UDP sink: one socket on the port (IPv6 socket accepting
 /// IPv4 too), recvmmsg in batches; stops after `duration`, after
 /// `idleTimeout` without packets once some arrived, or when `stop()` says.
-public final class UDPSink: @unchecked Sendable {
+public final class UDPSink: Sendable {
     public let port: UInt16
     public let duration: Double
     public let idleTimeout: Double
     private let fd: Int32
-    private let stopFlag = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private let stopped = Atomic<Bool>(false)
 
     public init(port: UInt16, duration: Double, idleTimeout: Double = 2, bind host: String? = nil) throws {
         self.port = port
         self.duration = duration
         self.idleTimeout = idleTimeout
-        stopFlag.pointee = 0
         let v6 = host.map { $0.contains(":") } ?? true
         fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw TrafficError("socket") }
@@ -221,11 +221,10 @@ public final class UDPSink: @unchecked Sendable {
 
     deinit {
         close(fd)
-        stopFlag.deallocate()
     }
 
-    /// Asks `run` to return (any thread, or a signal handler through the flag).
-    public func stop() { stopFlag.pointee = 1 }
+    /// Asks `run` to return (from any thread).
+    public func stop() { stopped.store(true, ordering: .relaxed) }
 
     public func run() -> UDPSinkResult {
         let slot = 2048, batch = 256
@@ -237,7 +236,7 @@ public final class UDPSink: @unchecked Sendable {
         var first: ContinuousClock.Instant?, last: ContinuousClock.Instant?
         let cpuStart = processCPUSeconds()
         let end = ContinuousClock.now + .nanoseconds(Int64(duration * 1e9))
-        while stopFlag.pointee == 0 {
+        while !stopped.load(ordering: .relaxed) {
             let now = ContinuousClock.now
             if now >= end { break }
             if let last, now - last > .nanoseconds(Int64(idleTimeout * 1e9)) { break }

@@ -73,6 +73,8 @@ let package = Package(
             ]),
         .executableTarget(name: "flowctl", dependencies: ["FlowctlCLI"]),
         // Test-only: runs one kernel edge at a time inside a namespace (see its main.swift).
+        // libFuzzer harnesses (scripts/fuzz builds them with -sanitize=fuzzer,address).
+        .executableTarget(name: "flowctl-fuzz", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlDaemon", "FlowctlBench"]),
         .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlTesting", "FlowctlDaemon"]),
         .testTarget(name: "FlowctlCoreTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),

@@ -156,6 +156,23 @@ final class RtnetlinkDecoder {
         }
     }
 
+    /// The events of one whole rtnetlink message (header included), as the
+    /// monitor would decode it; its length field is taken as the buffer's,
+    /// as libnl's receive path guarantees. For tests and the fuzzers.
+    static func decode(message bytes: [UInt8]) -> [TopologyEvent] {
+        guard bytes.count >= MemoryLayout<nlmsghdr>.size else { return [] }
+        var copy = bytes
+        return copy.withUnsafeMutableBytes { raw -> [TopologyEvent] in
+            let header = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
+            header.pointee.nlmsg_len = UInt32(raw.count)
+            guard let message = nlmsg_convert(header) else { return [] }
+            defer { nlmsg_free(message) }
+            let decoder = RtnetlinkDecoder()
+            decoder.handle(message)
+            return decoder.take()
+        }
+    }
+
     /// A whole message, header included (libnl hands over only messages
     /// whose nlmsg_len fits what was received).
     static func bytes(_ header: UnsafeMutablePointer<nlmsghdr>) -> [UInt8] {

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <net/if.h>
+#include <linux/if.h>  // after net/if.h: libc-compat skips the duplicates; IFF_LOWER_UP, IF_OPER_*
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

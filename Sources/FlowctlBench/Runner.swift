@@ -64,6 +64,8 @@ public final class BenchRunner: Sendable {
         tearDown()  // leftovers of an earlier run that was killed
         for case .nftFile(let path) in scenario.modes { try readable(path) }
         for path in scenario.hostRules { try readable(path) }
+        let limits = try ConntrackLimits.raise(toHold: scenario.traffic.flows, progress: options.progress)
+        defer { limits.restore() }
         options.progress("\(scenario.name): building the topology (\(plan.setup.count) steps)")
         for step in plan.setup { try sh(step) }
         var helpers: [ChildProcess] = []
@@ -372,6 +374,43 @@ public final class BenchRunner: Sendable {
         guard result.status == 0 else {
             throw RunError.step(step.description, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
+    }
+}
+
+/// Room in conntrack for a scenario's flows: nf_conntrack_max and the hash
+/// table (both machine-wide, settable only from the first network
+/// namespace) raised for the run when they are smaller than twice the
+/// flows plus some, and put back afterwards. A full table evicts entries
+/// (early drop) in every mode and measures the eviction, not forwarding.
+struct ConntrackLimits {
+    static let maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+    static let bucketsPath = "/sys/module/nf_conntrack/parameters/hashsize"
+    var previous: [(path: String, value: String)] = []
+
+    static func read(_ path: String) -> Int? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    static func write(_ path: String, _ value: String) throws {
+        do { try value.write(toFile: path, atomically: false, encoding: .utf8) } catch {
+            throw BenchRunner.RunError.step("echo \(value) > \(path)", "\(error)")
+        }
+    }
+
+    static func raise(toHold flows: Int, progress: (String) -> Void) throws -> ConntrackLimits {
+        var limits = ConntrackLimits()
+        let wanted = 2 * flows + 4096
+        for path in [maxPath, bucketsPath] {
+            guard let value = read(path), value < wanted else { continue }
+            progress("raising \(path) from \(value) to \(wanted) for \(flows) flows (put back afterwards)")
+            try write(path, "\(wanted)")
+            limits.previous.append((path, "\(value)"))
+        }
+        return limits
+    }
+
+    func restore() {
+        for (path, value) in previous { try? Self.write(path, value) }
     }
 }
 

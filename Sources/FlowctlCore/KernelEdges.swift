@@ -26,16 +26,16 @@ public struct KernelError: Error, Hashable, Sendable, CustomStringConvertible {
         "\(operation): \(reason)" + (hint.map { " (\($0))" } ?? "")
     }
 
-    // errno values the orchestration reacts to (Linux numbering).
-    public static let ENOENT: Int32 = 2
-    public static let EPERM: Int32 = 1
-    public static let EACCES: Int32 = 13
-    public static let EBUSY: Int32 = 16
-    public static let EEXIST: Int32 = 17
-    public static let EOPNOTSUPP: Int32 = 95
-    public static let ENOBUFS: Int32 = 105
+    // errno values the orchestration reacts to, from the C library.
+    public static let ENOENT = Glibc.ENOENT
+    public static let EPERM = Glibc.EPERM
+    public static let EACCES = Glibc.EACCES
+    public static let EBUSY = Glibc.EBUSY
+    public static let EEXIST = Glibc.EEXIST
+    public static let EOPNOTSUPP = Glibc.EOPNOTSUPP
+    public static let ENOBUFS = Glibc.ENOBUFS
     /// The batch's generation id no longer matches: the ruleset changed under us.
-    public static let ERESTART: Int32 = 85
+    public static let ERESTART = Glibc.ERESTART
 
     public var isPermission: Bool { errno == Self.EPERM || errno == Self.EACCES }
 

@@ -79,6 +79,7 @@ public final class ConnectionServer: Sendable {
     private let wakePipe = WakePipe()
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
+    private let listenersClosed = Atomic<Bool>(false)
 
     /// `listeners`: bound, listening, non-blocking sockets; the server closes them.
     public init(name: String, listeners: [Int32], limits: Limits = Limits(), handlers: Handlers, logger: Logger) {
@@ -89,7 +90,11 @@ public final class ConnectionServer: Sendable {
         self.logger = logger
     }
 
-    deinit {
+    deinit { closeListeners() }
+
+    /// Releases the listening sockets (their addresses) once, at stop or deinit.
+    private func closeListeners() {
+        guard !listenersClosed.exchange(true, ordering: .sequentiallyConsistent) else { return }
         for fd in listeners { close(fd) }
     }
 
@@ -103,11 +108,13 @@ public final class ConnectionServer: Sendable {
         thread.start()
     }
 
-    /// Stops serving; open connections are closed. Returns when the thread has.
+    /// Stops serving; open connections are closed. Returns when the thread
+    /// has, with the listening sockets closed (their addresses free again).
     public func stop() {
         outbox.withLock { $0.stopping = true }
         wake()
         if started.load(ordering: .sequentiallyConsistent) { finished.wait() }
+        closeListeners()
     }
 
     func enqueue(_ data: Data, for connection: UInt64) {

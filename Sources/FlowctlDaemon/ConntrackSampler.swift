@@ -22,19 +22,25 @@ final class ConntrackSampler: Sendable {
         var error: String?
         var stopping = false
         var started = false
+        var interval: Duration
     }
 
     let source: any ConntrackSource
-    let interval: Duration
     let costFactor: Int64
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
     init(_ source: any ConntrackSource, interval: Duration, costFactor: Int64 = 100) {
         self.source = source
-        self.interval = interval
         self.costFactor = costFactor
+        state = Mutex(State(interval: interval))
+    }
+
+    /// A new interval (SIGHUP); the next dump is rescheduled by it.
+    func setInterval(_ interval: Duration) {
+        state.withLock { $0.interval = interval }
+        wake.signal()
     }
 
     /// When the dump after `sample` is due: `interval` after it, or
@@ -82,11 +88,16 @@ final class ConntrackSampler: Sendable {
             } catch {
                 state.withLock { $0.error = "\(error)" }
             }
-            let due = state.withLock { state in
-                state.sample.map { Self.nextDump(after: $0, interval: interval, costFactor: costFactor) }
-            } ?? started + interval
-            let wait = due - .now
-            if wait > .zero { _ = wake.wait(timeout: .now() + .nanoseconds(Int(clamping: wait.nanoseconds))) }
+            // Sleep until the next dump is due; a new interval or stop wakes it early.
+            while true {
+                let (due, stopping) = state.withLock { state in
+                    (state.sample.map { Self.nextDump(after: $0, interval: state.interval, costFactor: costFactor) }
+                        ?? started + state.interval, state.stopping)
+                }
+                let wait = due - .now
+                if stopping || wait <= .zero { break }
+                _ = wake.wait(timeout: .now() + .nanoseconds(Int(clamping: wait.nanoseconds)))
+            }
         }
     }
 

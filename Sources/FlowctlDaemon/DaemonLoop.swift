@@ -219,6 +219,7 @@ public final class DaemonLoop: @unchecked Sendable {
                 engine.reconfigure(declared: next.declaredIntent, coherence: next.coherence)
                 nextResync = min(nextResync, .now + .seconds(configuration.resyncInterval))
                 nextConntrack = min(nextConntrack, .now + .seconds(configuration.conntrackInterval))
+                conntrackSampler.setInterval(.seconds(configuration.conntrackInterval))
             } catch {
                 logger.error("configuration not reloaded; the running one stays: \(error)")
             }

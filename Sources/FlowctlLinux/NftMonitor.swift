@@ -10,7 +10,7 @@ public final class NftablesMonitor: RulesetEventSource {
     /// Tables touched by the transaction whose NEWGEN has not arrived yet.
     private var touched = Set<TableRef>()
 
-    static let NFNLGRP_NFTABLES: UInt32 = 7
+    static let NFNLGRP_NFTABLES = UInt32(CLibMnl.NFNLGRP_NFTABLES.rawValue)
 
     public init() throws {
         socket = try NetfilterSocket(operation: "subscribe to nftables notifications",
@@ -41,7 +41,7 @@ public final class NftablesMonitor: RulesetEventSource {
 
 /// Decoding of nftables notification messages (pure; unit tested).
 enum NftNotification {
-    static let NFT_MSG_NEWGEN: UInt16 = 15
+    static let NFT_MSG_NEWGEN = UInt16(CLibMnl.NFT_MSG_NEWGEN.rawValue)
 
     static let NFTA_GEN_ID = UInt16(CLibMnl.NFTA_GEN_ID.rawValue)
     static let NFTA_GEN_PROC_PID = UInt16(CLibMnl.NFTA_GEN_PROC_PID.rawValue)

@@ -12,10 +12,10 @@ struct NetlinkReply {
     var bytes: [UInt8]
 
     static let headerLength = 16
-    static let NLMSG_ERROR: UInt16 = 2
-    static let NLMSG_DONE: UInt16 = 3
-    static let NLM_F_DUMP_INTR: UInt16 = 0x10
-    static let NLM_F_ACK_TLVS: UInt16 = 0x200
+    static let NLMSG_ERROR = UInt16(CLibMnl.NLMSG_ERROR)
+    static let NLMSG_DONE = UInt16(CLibMnl.NLMSG_DONE)
+    static let NLM_F_DUMP_INTR = UInt16(CLibMnl.NLM_F_DUMP_INTR)
+    static let NLM_F_ACK_TLVS = UInt16(CLibMnl.NLM_F_ACK_TLVS)
     static let NLMSGERR_ATTR_MSG = UInt16(CLibMnl.NLMSGERR_ATTR_MSG.rawValue)
 
     /// For NLMSG_ERROR: the (positive) errno, 0 for an ack.

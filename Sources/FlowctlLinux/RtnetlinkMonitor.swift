@@ -310,12 +310,12 @@ private func rtnetlinkMonitorParse(_ object: OpaquePointer?, _ context: UnsafeMu
 
 /// rtnl_link -> FlowctlCore.Link, shared by the dump and the monitor.
 enum LinkDecoder {
-    static let IFF_UP: UInt32 = 0x1
-    static let IFF_LOOPBACK: UInt32 = 0x8
-    static let IFF_RUNNING: UInt32 = 0x40
-    static let IFF_LOWER_UP: UInt32 = 0x10000
-    static let IF_OPER_UNKNOWN: UInt8 = 0
-    static let IF_OPER_UP: UInt8 = 6
+    static let IFF_UP = UInt32(CLibNLRoute.IFF_UP)
+    static let IFF_LOOPBACK = UInt32(CLibNLRoute.IFF_LOOPBACK)
+    static let IFF_RUNNING = UInt32(CLibNLRoute.IFF_RUNNING)
+    static let IFF_LOWER_UP = UInt32(CLibNLRoute.IFF_LOWER_UP.rawValue)
+    static let IF_OPER_UNKNOWN = UInt8(CLibNLRoute.IF_OPER_UNKNOWN)
+    static let IF_OPER_UP = UInt8(CLibNLRoute.IF_OPER_UP)
 
     static func link(from link: OpaquePointer) -> Link? {
         let index = rtnl_link_get_ifindex(link)

@@ -6,7 +6,8 @@
 # `flowctl daemon`, injected by pktgen at the VM's port, then reports: the
 # entries and offloaded flows, the daemon's CPU over IDLE_SECONDS
 # (default 60) of nothing happening, `flowctl status` through the daemon
-# (five answers: median and worst), one filtered conntrack dump's cost
+# (five answers: median and worst, with flowctl's own start, and the
+# answer alone through socat), one filtered conntrack dump's cost
 # (flowctl-kit), and the daemon's RSS. Set FLOWCTL_BIN_DIR to the static
 # build (scripts/package) to measure what hosts install. Prints JSON; it
 # reports, it does not judge.
@@ -101,11 +102,24 @@ while [ $n -lt 5 ]; do
     n=$((n + 1))
 done
 offloaded=$(jq '.offloadedFlows // 0' "$work/status.json")
+# The answer alone, without starting flowctl: one request line through socat.
+socket_ms=""
+n=0
+while [ $n -lt 5 ]; do
+    a=$(date +%s%N)
+    printf '{"version":1,"command":"status"}\n' | socat -t 5 - "UNIX-CONNECT:$work/sock" > "$work/answer.json"
+    b=$(date +%s%N)
+    socket_ms="$socket_ms $(( (b - a) / 1000000 ))"
+    n=$((n + 1))
+done
+grep -q '"ok":true' "$work/answer.json" || { echo "the daemon's status answer was not ok: $(head -c 300 "$work/answer.json")" >&2; exit 1; }
+socket_median=$(echo $socket_ms | tr ' ' '\n' | sort -n | sed -n 3p)
 a=$(date +%s%N)
 "$bin/flowctl-kit" conntrack > "$work/dump.json"
 b=$(date +%s%N)
 dump_ms=$(( (b - a) / 1000000 ))
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
 sorted=$(echo $status_ms | tr ' ' '\n' | sort -n)
 median=$(echo "$sorted" | sed -n 3p)
 worst=$(echo "$sorted" | sed -n 5p)
@@ -115,7 +129,8 @@ cat <<JSON
  "offloadedFlowsByStatus": $offloaded,
  "daemonIdleCpuPercent": $(awk -v t=$((t1 - t0)) -v hz="$hz" -v s="$idle" 'BEGIN { printf "%.2f", 100 * t / hz / s }'),
  "idleSeconds": $idle, "statusMilliseconds": {"median": $median, "worst": $worst, "all": "$(echo $status_ms)"},
- "filteredDumpMilliseconds": $dump_ms, "daemonRssKiB": $rss_kb, "binaries": "$bin"}
+ "statusAnswerMilliseconds": {"median": $socket_median, "all": "$(echo $socket_ms)"},
+ "filteredDumpMilliseconds": $dump_ms, "daemonRssKiB": $rss_kb, "daemonRssAnonKiB": $anon_kb, "binaries": "$bin"}
 JSON
 kill "$pid"
 wait "$pid" 2>/dev/null || true

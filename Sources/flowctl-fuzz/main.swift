@@ -72,17 +72,22 @@ guard arguments.count >= 2, let target = FuzzTarget(rawValue: arguments[1]) else
     FileHandle.standardError.write(Data("usage: flowctl-fuzz TARGET [LIBFUZZER OPTIONS] [CORPUS DIRS]; targets: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
     exit(64)
 }
-// libFuzzer's callback cannot capture: the target goes through the environment-free global.
-nonisolated(unsafe) var selected = target  // set once, before the driver starts (one thread)
+// libFuzzer's callback cannot capture: the target is a global, set once
+// here before the driver starts, read by the driver's one thread.
+nonisolated(unsafe) var selected = target
+
+/// libFuzzer's entry point (its runtime refers to it by name).
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    selected.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
 var driverArguments = [arguments[0]] + arguments.dropFirst(2)
 var argc = Int32(driverArguments.count)
 var cStrings: [UnsafeMutablePointer<CChar>?] = driverArguments.map { strdup($0) } + [nil]
 let status = cStrings.withUnsafeMutableBufferPointer { buffer -> Int32 in
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = buffer.baseAddress
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        selected.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    }
+    return LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput)
 }
 exit(status)
 #else

@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "FlowctlDaemon",
             dependencies: [
-                "FlowctlCore", "FlowctlLinux", "CFlowctlNet",
+                "FlowctlCore", "FlowctlLinux", "FlowctlProcess", "CFlowctlNet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
-        .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting", "FlowctlProcess"]),
         .testTarget(
             name: "FlowctlBenchTests",
             dependencies: ["FlowctlBench", "FlowctlTraffic", "FlowctlProcess", .product(name: "Histogram", package: "hdrhistogram-swift")]),

@@ -3,7 +3,6 @@ import FlowctlLinux
 import FlowctlTraffic
 import FlowctlProcess
 import Foundation
-import Synchronization
 
 /// The built-in generators, each run as its own process inside a network
 /// namespace by `flowctl bench` (`ip netns exec NS flowctl traffic ...`).
@@ -64,7 +63,7 @@ func stopOnTerminationSignals(_ stop: @escaping @Sendable () -> Void) {
 
 /// Holds the signal watches for the process's life (a released source stops).
 enum TerminationSignals {
-    static let watches = Mutex<[SignalWatch]>([])
+    static let watches = Locked<[SignalWatch]>([])
 }
 
 struct UDPSinkCommand: ParsableCommand {

@@ -1,4 +1,5 @@
 import CFlowctlNet
+import FlowctlProcess
 import Foundation
 import Glibc
 import Logging
@@ -74,7 +75,7 @@ public final class ConnectionServer: Sendable {
     let handlers: Handlers
     let logger: Logger
     /// Answers ready to go out, by connection, and whether to stop.
-    private let outbox = Mutex<(answers: [UInt64: Data], stopping: Bool)>(([:], false))
+    private let outbox = Locked<(answers: [UInt64: Data], stopping: Bool)>(([:], false))
     /// Wakes the server's poll() (an answer is ready, or stop).
     private let wakePipe = WakePipe()
     private let finished = DispatchSemaphore(value: 0)

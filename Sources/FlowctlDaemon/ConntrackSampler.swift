@@ -1,6 +1,6 @@
 import FlowctlCore
+import FlowctlProcess
 import Foundation
-import Synchronization
 
 /// Conntrack figures for the daemon's metrics and status answers, taken
 /// on a thread of its own so that neither the event loop nor a client
@@ -27,14 +27,14 @@ final class ConntrackSampler: Sendable {
 
     let source: any ConntrackSource
     let costFactor: Int64
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
     init(_ source: any ConntrackSource, interval: Duration, costFactor: Int64 = 100) {
         self.source = source
         self.costFactor = costFactor
-        state = Mutex(State(interval: interval))
+        state = Locked(State(interval: interval))
     }
 
     /// A new interval (SIGHUP); the next dump is rescheduled by it.

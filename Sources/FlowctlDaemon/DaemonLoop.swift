@@ -1,9 +1,9 @@
 import FlowctlCore
 import FlowctlLinux
+import FlowctlProcess
 import Foundation
 import Glibc
 import Logging
-import Synchronization
 
 /// The daemon's single event loop, on its own thread: poll() over the
 /// rtnetlink and nftables notification sockets, the control socket and a
@@ -12,7 +12,7 @@ import Synchronization
 /// Nothing else touches the engine, so it needs no locks. Control requests
 /// arrive whole from the control server's thread through `inbox`.
 /// @unchecked: the engine and the loop's own state are touched only by the
-/// loop's thread (`run`); `stop` and `submit` go through the Mutex and the pipe.
+/// loop's thread (`run`); `stop` and `submit` go through the lock and the pipe.
 public final class DaemonLoop: @unchecked Sendable {
     let engine: SyncEngine
     let topologyEvents: any TopologyEventSource
@@ -36,7 +36,7 @@ public final class DaemonLoop: @unchecked Sendable {
         var stopping = false
         var reload = false
     }
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
     let started = ContinuousClock.now
     let networkNamespace = currentNetworkNamespace()
 

@@ -1,7 +1,7 @@
+import FlowctlProcess
 import Foundation
 import Glibc
 import Logging
-import Synchronization
 
 /// Log lines for systemd's journal. When stderr is the journal's stream
 /// (JOURNAL_STREAM names stderr's device and inode, systemd.exec(5)), each
@@ -57,7 +57,7 @@ public struct JournalLogHandler: LogHandler {
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
-    private static let lock = Mutex(())
+    private static let lock = Locked(())
 
     /// One write per line, serialized across threads.
     @Sendable public static func writeToStandardError(_ line: String) {

@@ -35,7 +35,7 @@ final class SignalPipe: Sendable {
     }
 
     private let readEnd: Int32
-    private let watches = Mutex<(next: Int, all: [Int: Watch])>((0, [:]))
+    private let watches = Locked<(next: Int, all: [Int: Watch])>((0, [:]))
     // nonisolated(unsafe): set in init and never touched again; held so
     // that the source lives as long as the process (dispatch sources are
     // thread-safe, their Swift type is not marked Sendable).

@@ -1,3 +1,4 @@
+import FlowctlProcess
 import Foundation
 import Histogram
 #if canImport(Glibc)
@@ -8,19 +9,6 @@ import Glibc
 /// setup cost) and request/response latency on persistent connections.
 /// Servers use a thread per connection; clients a thread per stream or
 /// worker. Every result is a Codable value printed as one JSON line.
-
-/// A value behind a lock, shared by the threads of a generator.
-/// @unchecked Sendable: every access to `value` holds `lock`.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func with<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
-}
 
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
@@ -48,34 +36,34 @@ final class Listener: Sendable {
 
     deinit { close(fd) }
 
-    func stop() { stopFlag.with { $0 = true } }
+    func stop() { stopFlag.withLock { $0 = true } }
 
     /// Accepts until stopped (or `idle` seconds without any connection
     /// once one came), calling `serve` on a new thread for each connection.
     func acceptLoop(idle: Double, serve: @escaping @Sendable (Int32) -> Void) {
         let lastActivity = Locked(ContinuousClock.Instant?.none)
         let active = Locked(0)
-        while !stopFlag.with({ $0 }) {
+        while !stopFlag.withLock({ $0 }) {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&poller, 1, 100) <= 0 {
-                if let last = lastActivity.with({ $0 }), active.with({ $0 }) == 0,
+                if let last = lastActivity.withLock({ $0 }), active.withLock({ $0 }) == 0,
                    ContinuousClock.now - last > .nanoseconds(Int64(idle * 1e9)) { break }
                 continue
             }
             let client = accept(fd, nil, nil)
             guard client >= 0 else { continue }
-            lastActivity.with { $0 = .now }
-            active.with { $0 += 1 }
+            lastActivity.withLock { $0 = .now }
+            active.withLock { $0 += 1 }
             Thread {
                 serve(client)
                 close(client)
-                active.with { $0 -= 1 }
-                lastActivity.with { $0 = .now }
+                active.withLock { $0 -= 1 }
+                lastActivity.withLock { $0 = .now }
             }.start()
         }
         // Let connections in flight finish their accounting.
         let deadline = ContinuousClock.now + .seconds(2)
-        while active.with({ $0 }) > 0 && ContinuousClock.now < deadline { usleep(10_000) }
+        while active.withLock({ $0 }) > 0 && ContinuousClock.now < deadline { usleep(10_000) }
     }
 }
 
@@ -147,21 +135,21 @@ public final class TCPSink: Sendable {
         let totals = Locked((bytes: 0, connections: 0, first: ContinuousClock.Instant?.none, last: ContinuousClock.Instant?.none))
         let cpu = processCPUSeconds()
         listener.acceptLoop(idle: idle) { fd in
-            totals.with { $0.connections += 1 }
+            totals.withLock { $0.connections += 1 }
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 let now = ContinuousClock.now
-                totals.with {
+                totals.withLock {
                     $0.bytes += n
                     if $0.first == nil { $0.first = now }
                     $0.last = now
                 }
             }
         }
-        return totals.with { t in
+        return totals.withLock { t in
             let active = t.first.flatMap { f in t.last.map { seconds($0 - f) } } ?? 0
             return TCPSinkResult(bytes: t.bytes, connections: t.connections, activeSeconds: active,
                                  gigabitsPerSecond: active > 0 ? Double(t.bytes) * 8 / active / 1e9 : 0,
@@ -192,7 +180,7 @@ public struct TCPBulkSender: Sendable {
             group.enter()
             Thread {
                 defer { group.leave() }
-                guard let fd = connectTCP(target) else { totals.with { $0.failed += 1 }; return }
+                guard let fd = connectTCP(target) else { totals.withLock { $0.failed += 1 }; return }
                 defer { close(fd) }
                 let buffer = [UInt8](repeating: 0x5a, count: 1 << 16)
                 var sent = 0
@@ -202,12 +190,12 @@ public struct TCPBulkSender: Sendable {
                     if n <= 0 { break }
                     sent += n
                 }
-                totals.with { $0.bytes += sent }
+                totals.withLock { $0.bytes += sent }
             }.start()
         }
         group.wait()
         let elapsed = seconds(ContinuousClock.now - start)
-        return totals.with {
+        return totals.withLock {
             TCPSendResult(bytes: $0.bytes, streams: streams, failedStreams: $0.failed, duration: elapsed,
                           gigabitsPerSecond: elapsed > 0 ? Double($0.bytes) * 8 / elapsed / 1e9 : 0,
                           cpuSeconds: processCPUSeconds() - cpu)
@@ -273,17 +261,17 @@ public final class RequestResponseServer: Sendable {
         let cpu = processCPUSeconds()
         let size = self.size, persistent = self.persistent
         listener.acceptLoop(idle: idle) { fd in
-            totals.with { $0.connections += 1 }
+            totals.withLock { $0.connections += 1 }
             var on: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, 4)
             var buffer = [UInt8](repeating: 0, count: size)
             repeat {
                 let ok = buffer.withUnsafeMutableBytes { readFully(fd, $0.baseAddress!, size) && writeFully(fd, $0.baseAddress!, size) }
                 if !ok { break }
-                totals.with { $0.transactions += 1 }
+                totals.withLock { $0.transactions += 1 }
             } while persistent
         }
-        return totals.with { ServerResult(transactions: $0.transactions, connections: $0.connections, cpuSeconds: processCPUSeconds() - cpu) }
+        return totals.withLock { ServerResult(transactions: $0.transactions, connections: $0.connections, cpuSeconds: processCPUSeconds() - cpu) }
     }
 }
 
@@ -344,14 +332,14 @@ public struct RequestResponseClient: Sendable {
                     }
                 }
                 let finished = local
-                histogram.with { $0.add(finished) }
-                totals.with { $0.transactions += done; $0.failures += failed }
+                histogram.withLock { $0.add(finished) }
+                totals.withLock { $0.transactions += done; $0.failures += failed }
             }.start()
         }
         group.wait()
         let elapsed = seconds(ContinuousClock.now - start)
-        let latency = histogram.with { LatencyPercentiles($0) }
-        return totals.with {
+        let latency = histogram.withLock { LatencyPercentiles($0) }
+        return totals.withLock {
             TransactionResult(transactions: $0.transactions, failures: $0.failures, duration: elapsed,
                               transactionsPerSecond: elapsed > 0 ? Double($0.transactions) / elapsed : 0,
                               latency: latency, p50Microseconds: latency.p50Microseconds,

@@ -1,4 +1,5 @@
 @testable import FlowctlDaemon
+import FlowctlProcess
 import Foundation
 import Glibc
 import Logging
@@ -173,7 +174,7 @@ extension ConnectionServerTests {
 }
 
 final class Counter: Sendable {
-    private let lock = Mutex<[String]>([])
+    private let lock = Locked<[String]>([])
     func add(_ value: String) { lock.withLock { $0.append(value) } }
     var values: [String] { lock.withLock { $0 } }
 }

@@ -1,5 +1,6 @@
 @testable import FlowctlDaemon
 import FlowctlCore
+import FlowctlProcess
 import Foundation
 import Synchronization
 import XCTest
@@ -10,7 +11,7 @@ import XCTest
 final class ConntrackSamplerTests: XCTestCase {
     /// A source whose dumps wait for the test to release them.
     final class GatedSource: ConntrackSource {
-        let state = Mutex((dumps: 0, count: 10, failing: false, open: false))
+        let state = Locked((dumps: 0, count: 10, failing: false, open: false))
         let gate = DispatchSemaphore(value: 0)
         struct Failure: Error {}
         /// Lets every dump through from now on.

@@ -1,4 +1,5 @@
 @testable import FlowctlDaemon
+import FlowctlProcess
 import Foundation
 import Glibc
 import Logging
@@ -37,7 +38,7 @@ final class ServiceManagerTests: XCTestCase {
     }
 
     func testJournalLinesCarryTheirPriority() {
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
         var logger = Logger(label: "flowctl") { label in
             JournalLogHandler(label: label) { line in lines.withLock { $0.append(line) } }
         }

@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(name: "flowctl-fuzz", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlDaemon", "FlowctlBench"]),
         .executableTarget(name: "flowctl-kit", dependencies: ["FlowctlCore", "FlowctlLinux", "FlowctlTesting", "FlowctlDaemon"]),
         .testTarget(name: "FlowctlCoreTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
-        .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"]),
+        .testTarget(name: "FlowctlLinuxTests", dependencies: ["FlowctlLinux", "FlowctlCore", "FlowctlTesting"], exclude: ["Fixtures"]),
         .testTarget(name: "FlowctlCLITests", dependencies: ["FlowctlCLI", "FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlHostTests", dependencies: ["FlowctlCore", "FlowctlTesting"]),
         .testTarget(name: "FlowctlDaemonTests", dependencies: ["FlowctlDaemon", "FlowctlCore", "FlowctlTesting", "FlowctlProcess"]),

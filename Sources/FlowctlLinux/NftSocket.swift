@@ -18,10 +18,13 @@ struct NetlinkReply {
     static let NLM_F_ACK_TLVS = UInt16(CLibMnl.NLM_F_ACK_TLVS)
     static let NLMSGERR_ATTR_MSG = UInt16(CLibMnl.NLMSGERR_ATTR_MSG.rawValue)
 
-    /// For NLMSG_ERROR: the (positive) errno, 0 for an ack.
+    /// For NLMSG_ERROR: the (positive) errno, 0 for an ack. The kernel
+    /// sends 0 or a negative errno; any other value (Int32.min, whose
+    /// negation overflowed, was found by the fuzzer) is a malformed message: EPROTO.
     var errorCode: Int32? {
         guard type == Self.NLMSG_ERROR, bytes.count >= Self.headerLength + 4 else { return nil }
         let raw = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Self.headerLength, as: Int32.self) }
+        guard raw <= 0, raw > -4096 else { return EPROTO }
         return -raw
     }
 

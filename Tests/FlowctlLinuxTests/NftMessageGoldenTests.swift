@@ -121,4 +121,28 @@ final class NftMessageGoldenTests: XCTestCase {
         XCTAssertEqual(replies[1].type, NetlinkReply.NLMSG_DONE)
         XCTAssertNil(replies[1].errorCode)
     }
+
+    /// Found by the fuzzer (scripts/fuzz netlink-replies): an NLMSG_ERROR
+    /// whose error field is Int32.min crashed negating it. An error field
+    /// the kernel never sends (positive, or beyond -4095) reads as EPROTO.
+    func testMalformedErrorCodesReadAsEPROTO() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/netlink-replies-crash-errno-min.bin")
+        let crash = [UInt8](try Data(contentsOf: fixture))
+        let replies = crash.withUnsafeBytes { NetlinkReply.split($0) }
+        XCTAssertEqual(replies.first?.errorCode, EPROTO)
+        func error(_ code: Int32) -> NetlinkReply {
+            var bytes = [UInt8](repeating: 0, count: 36)
+            withUnsafeBytes(of: UInt32(36)) { bytes.replaceSubrange(0..<4, with: $0) }
+            withUnsafeBytes(of: UInt16(2)) { bytes.replaceSubrange(4..<6, with: $0) }
+            withUnsafeBytes(of: code) { bytes.replaceSubrange(16..<20, with: $0) }
+            return NetlinkReply(type: 2, flags: 0, seq: 1, bytes: bytes)
+        }
+        XCTAssertEqual(error(0).errorCode, 0, "an ack")
+        XCTAssertEqual(error(-2).errorCode, 2)
+        XCTAssertEqual(error(-4095).errorCode, 4095)
+        XCTAssertEqual(error(Int32.min).errorCode, EPROTO)
+        XCTAssertEqual(error(-4096).errorCode, EPROTO)
+        XCTAssertEqual(error(5).errorCode, EPROTO)
+    }
 }

@@ -61,7 +61,10 @@ NFT
 "$bin/flowctl" daemon --state-dir "$work/state" --control-socket "$work/sock" --metrics-address "" \
     --log-level warning 2>"$work/log" &
 pid=$!
-while [ ! -S "$work/sock" ]; do sleep 0.05; done
+while [ ! -S "$work/sock" ]; do
+    kill -0 "$pid" 2>/dev/null || { echo "the daemon exited: $(cat "$work/log")" >&2; exit 1; }
+    sleep 0.05
+done
 export FLOWCTL_CONTROL_SOCKET=$work/sock
 "$bin/flowctl" enable br0 >/dev/null
 

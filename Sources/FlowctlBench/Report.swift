@@ -170,6 +170,10 @@ public enum BenchReport {
                 out += "  the old report measured \(previous.primaryMetric.title): not comparable\n"
                 continue
             }
+            guard previous.traffic == result.traffic else {
+                out += "  the traffic differs (old: \(describe(previous.traffic)); new: \(describe(result.traffic))): not comparable\n"
+                continue
+            }
             let oldSummaries = Dictionary(previous.summaries.map { ($0.mode, $0) }, uniquingKeysWith: { first, _ in first })
             var rows = [["mode", "old median (min-max)", "new median (min-max)", "change", "verdict"]]
             for summary in result.summaries {

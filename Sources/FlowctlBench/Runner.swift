@@ -54,13 +54,16 @@ public final class BenchRunner: Sendable {
     /// Runs every mode `repetitions` times; always tears down.
     public func run() throws -> ScenarioResult {
         interrupted.store(false, ordering: .relaxed)
-        let signals = SignalWatch { [self] _ in interrupted.store(true, ordering: .relaxed) }
+        // Ctrl-C, a closed terminal or `kill` stop the run between steps
+        // and tear down; a closed pipe only loses output (a handler, not
+        // SIG_IGN, so the children keep the default dispositions).
+        let signals = SignalWatch([SIGINT, SIGTERM, SIGHUP]) { [self] _ in interrupted.store(true, ordering: .relaxed) }
+        let pipes = SignalWatch([SIGPIPE]) { _ in }
         defer {
             tearDown()
             signals.cancel()
+            pipes.cancel()
         }
-        // A closed terminal or pipe must not kill the run before its teardown.
-        signal(SIGPIPE, SIG_IGN)
         tearDown()  // leftovers of an earlier run that was killed
         for case .nftFile(let path) in scenario.modes { try readable(path) }
         for path in scenario.hostRules { try readable(path) }
@@ -98,6 +101,7 @@ public final class BenchRunner: Sendable {
                                  + (result.offloadedFraction.map { ", offloaded \(Format.percent($0))" } ?? ""))
             }
         }
+        if interrupted.load(ordering: .relaxed) { throw RunError.interrupted }
         return ScenarioResult(scenario: scenario.name, description: scenario.description,
                               traffic: scenario.traffic, runs: runs, expect: scenario.expect,
                               modes: scenario.modes.map(\.description))
@@ -231,7 +235,7 @@ public final class BenchRunner: Sendable {
         }
 
         let sink = try ChildProcess(sinkCommand)
-        defer { sink.terminate() }
+        defer { Self.stop([sink]) }
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: ready) {
             if Date() > deadline || !sink.isRunning {
@@ -240,12 +244,14 @@ public final class BenchRunner: Sendable {
             usleep(20_000)
         }
         let cpuBefore = CPUSample.read()
-        let running = try senders.map { try ChildProcess($0) }
-        // Halfway through, how many flows does conntrack show offloaded?
-        usleep(useconds_t(min(duration / 2, 5) * 1_000_000))
-        let offloaded = offloadedFlows()
+        var running: [ChildProcess] = []
+        defer { Self.stop(running) }
+        for argv in senders { running.append(try ChildProcess(argv)) }
         let outputs = running.map { $0.finish() }
         let cpuAfter = CPUSample.read()
+        // Offloaded entries, read after the measured window (reading costs
+        // the one CPU); they stay offloaded for the flowtable's timeout.
+        let offloaded = offloadedFlows()
         for (index, sent) in outputs.enumerated() where sent.status != 0 {
             throw RunError.generator("the sender (\(senders[index].joined(separator: " ")))", sent.stderr)
         }
@@ -303,8 +309,9 @@ public final class BenchRunner: Sendable {
 
     func pktgenArguments(path: PathToHost, to destination: String, sourcePorts: String, destinationPorts: String,
                          duration: Double, count: Int? = nil) -> [String] {
-        // Payload + UDP + IP + Ethernet + FCS.
+        // Payload + UDP + IP + Ethernet + FCS, and the 802.1Q tag of a tagged guest.
         let frame = scenario.traffic.size + 8 + (destination.contains(":") ? 40 : 20) + 14 + 4
+            + (path.attachment.vlan == nil ? 0 : 4)
         var arguments = ["--to", destination, "--from", path.source, "--dst-mac", path.gatewayMAC,
                          "--src-mac", path.sourceMAC, "--size", "\(frame)", "--src-ports", sourcePorts,
                          "--dst-ports", destinationPorts, "--duration", String(format: "%.3f", duration)]
@@ -319,7 +326,8 @@ public final class BenchRunner: Sendable {
     func warmUp(path: PathToHost, destination: String, port: Int) throws {
         let flows = scenario.traffic.flows
         let sourcePorts = "10000-\(10000 + flows - 1)"
-        let reply = try pathToHost(from: scenario.traffic.to, family: destination)
+        var reply = try pathToHost(from: scenario.traffic.to, family: destination)
+        reply.source = destination  // the flow's destination answers, whichever of its addresses that is
         for (from, to, source, target) in [(path, destination, sourcePorts, "\(port)"),
                                            (reply, path.source, "\(port)", sourcePorts)] {
             let argv = TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", from.attachment.port])
@@ -402,8 +410,16 @@ struct ConntrackLimits {
         let wanted = 2 * flows + 4096
         for path in [maxPath, bucketsPath] {
             guard let value = read(path), value < wanted else { continue }
+            guard access(path, W_OK) == 0 else {
+                progress("warning: \(path) is \(value), fewer than \(flows) flows need, and cannot be raised here "
+                         + "(only from the first network namespace): conntrack will evict entries")
+                continue
+            }
             progress("raising \(path) from \(value) to \(wanted) for \(flows) flows (put back afterwards)")
-            try write(path, "\(wanted)")
+            do { try write(path, "\(wanted)") } catch {
+                limits.restore()
+                throw error
+            }
             limits.previous.append((path, "\(value)"))
         }
         return limits

@@ -459,6 +459,11 @@ struct Reader {
         if sink == .drop, kind != .udp {
             throw fail("sink \"drop\" counts UDP only (kind = \"udp\")", key: "sink", table: "traffic")
         }
+        if generator == .inject || sink == .drop,
+           !externals.contains(where: { $0.name == to }) && !guests.contains(where: { $0.name == to && $0.count == 1 }) {
+            throw fail("generator \"inject\" and sink \"drop\" need one destination; \(quoted(to)) is a group of guests",
+                       key: "to", table: "traffic")
+        }
         var traffic = Scenario.Traffic(
             kind: kind, from: from, to: to, address: try string(t, "address", required: false),
             size: try int(t, "size", default: 18, range: 1...9000)!, flows: try int(t, "flows", default: 1, range: 1...55000)!,

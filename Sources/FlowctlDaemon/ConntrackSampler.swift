@@ -22,6 +22,7 @@ final class ConntrackSampler: Sendable {
         var error: String?
         var stopping = false
         var started = false
+        var stopped = false
         var interval: Duration
     }
 
@@ -67,8 +68,8 @@ final class ConntrackSampler: Sendable {
     /// Stops the thread and waits for it (a dump under way finishes first).
     func stop() {
         let running = state.withLock { state -> Bool in
-            state.stopping = true
-            return state.started
+            defer { state.stopping = true; state.stopped = true }
+            return state.started && !state.stopped
         }
         guard running else { return }
         wake.signal()
@@ -88,11 +89,15 @@ final class ConntrackSampler: Sendable {
             } catch {
                 state.withLock { $0.error = "\(error)" }
             }
-            // Sleep until the next dump is due; a new interval or stop wakes it early.
+            // Sleep until the next dump is due (at least an interval after
+            // this attempt, so failing dumps are paced too); a new interval
+            // or stop wakes it early.
             while true {
                 let (due, stopping) = state.withLock { state in
-                    (state.sample.map { Self.nextDump(after: $0, interval: state.interval, costFactor: costFactor) }
-                        ?? started + state.interval, state.stopping)
+                    (max(started + state.interval,
+                         state.sample.map { Self.nextDump(after: $0, interval: state.interval, costFactor: costFactor) }
+                            ?? started),
+                     state.stopping)
                 }
                 let wait = due - .now
                 if stopping || wait <= .zero { break }
@@ -100,6 +105,10 @@ final class ConntrackSampler: Sendable {
             }
         }
     }
+
+    /// Offloaded flows as of the last dump (nil before it): what a
+    /// re-evaluation reports without dumping on the event loop.
+    var lastOffloadedFlows: Int? { state.withLock { $0.sample?.summary.offloaded } }
 
     /// The last dump's figures with a fresh count and limit (nil before the
     /// first dump ended), and the last dump's error; never waits.

@@ -60,6 +60,7 @@ public final class DaemonLoop: @unchecked Sendable {
         self.rulesetEvents = rulesetEvents
         self.control = control
         conntrackSampler = ConntrackSampler(conntrack, interval: .seconds(configuration.conntrackInterval))
+        engine.offloadedFlowsEstimate = { [conntrackSampler] in conntrackSampler.lastOffloadedFlows }
         self.backend = backend
         self.configuration = configuration
         self.logger = logger

@@ -37,6 +37,9 @@ public final class SyncEngine {
     public let metrics: DaemonMetrics
     /// Counts the flows a re-evaluation sends back (for logs and metrics).
     let conntrack: (any ConntrackSource)?
+    /// Offloaded flows without a dump (the daemon's sampler); when set, a
+    /// re-evaluation reports this instead of dumping conntrack on the loop.
+    var offloadedFlowsEstimate: (@Sendable () -> Int?)?
     /// The thread that applies batches: commits it made are not tampering.
     public var ownPID: UInt32
 
@@ -396,7 +399,7 @@ public final class SyncEngine {
     @discardableResult
     func reevaluate(_ causes: [ReevaluationCause], since: ContinuousClock.Instant) -> ReevaluationRecord? {
         guard !intent.isEmpty, !causes.isEmpty else { return nil }
-        let flows = try? conntrack?.offloadedFlows()
+        let flows = offloadedFlowsEstimate.map { $0() } ?? (try? conntrack?.offloadedFlows())
         do {
             if topology == nil { topology = try topologySource.snapshot() }
             let outcome = try reconcile(intent: intent, reevaluate: true)

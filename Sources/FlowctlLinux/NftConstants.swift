@@ -26,14 +26,15 @@ enum NftConst {
     // NF_INET_* hook numbers (ip, ip6, inet), NF_NETDEV_* (netdev).
     static func hookNumber(_ hook: ChainHook, family: NftFamily) -> UInt32 {
         if family == .netdev { return hook == .egress ? UInt32(NF_NETDEV_EGRESS.rawValue) : UInt32(CLibMnl.NF_NETDEV_INGRESS.rawValue) }
-        let value = switch hook {
-        case .prerouting: NF_INET_PRE_ROUTING
-        case .input: NF_INET_LOCAL_IN
-        case .forward: NF_INET_FORWARD
-        case .output: NF_INET_LOCAL_OUT
-        case .postrouting: NF_INET_POST_ROUTING
-        case .ingress: NF_INET_INGRESS
-        case .egress: NF_INET_NUMHOOKS  // no egress hook outside netdev: the kernel refuses it
+        let value: nf_inet_hooks
+        switch hook {
+        case .prerouting: value = NF_INET_PRE_ROUTING
+        case .input: value = NF_INET_LOCAL_IN
+        case .forward: value = NF_INET_FORWARD
+        case .output: value = NF_INET_LOCAL_OUT
+        case .postrouting: value = NF_INET_POST_ROUTING
+        case .ingress: value = NF_INET_INGRESS
+        case .egress: return UInt32.max  // no egress hook outside netdev: a number the kernel refuses
         }
         return UInt32(value.rawValue)
     }

@@ -69,22 +69,22 @@ final class SignalPipe: Sendable {
     }
 
     func add(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) -> Int {
-        let id = watches.withLock { state -> Int in
+        // Dispositions change under the lock, so a watch being added and
+        // one being removed cannot undo each other.
+        watches.withLock { state -> Int in
             state.next += 1
             state.all[state.next] = Watch(signals: signals, handler: handler)
+            for number in signals { signal(number, signalPipeHandler) }
             return state.next
         }
-        for number in signals { signal(number, signalPipeHandler) }
-        return id
     }
 
     func remove(_ id: Int) {
-        let released = watches.withLock { state -> [Int32] in
-            guard let watch = state.all.removeValue(forKey: id) else { return [] }
+        watches.withLock { state in
+            guard let watch = state.all.removeValue(forKey: id) else { return }
             let wanted = Set(state.all.values.flatMap(\.signals))
-            return watch.signals.filter { !wanted.contains($0) }
+            for number in watch.signals where !wanted.contains(number) { signal(number, SIG_DFL) }
         }
-        for number in released { signal(number, SIG_DFL) }
     }
 }
 

@@ -172,6 +172,9 @@ extension Scenario {
 
     public static func parse(_ text: String, file: String) throws(ScenarioError) -> Scenario {
         let root: TOMLTable
+        if let problem = TOMLText.check(text) {
+            throw ScenarioError(file: file, line: problem.line, message: "TOML syntax: \(problem.message)")
+        }
         do { root = try TOMLTable(string: text) } catch {
             if let parse = error as? TOMLParseError {
                 throw ScenarioError(file: file, line: parse.source.begin.line, message: "TOML syntax: \(parse.description)")

@@ -198,6 +198,9 @@ public struct DaemonConfiguration: Decodable, Sendable, Hashable {
 
     public static func parse(_ text: String, path: String) throws -> DaemonConfiguration {
         let table: TOMLTable
+        if let problem = TOMLText.check(text) {
+            throw LoadError.syntax(path: path, line: problem.line, column: problem.column, message: problem.message)
+        }
         do { table = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw LoadError.syntax(path: path, line: error.source.begin.line, column: error.source.begin.column,
                                    message: error.description)

@@ -332,6 +332,16 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    /// The fuzzer's input (scripts/fuzz daemon-configuration): a replacement
+    /// character in a table header aborted the process inside toml++.
+    func testNonASCIIInATableHeaderIsASyntaxError() {
+        let text = "log_level = \"info\"\nresync_interval = 300\n\n[\u{FFFD}bridge]]\nname = \"virbr*\"\n"
+        XCTAssertThrowsError(try DaemonConfiguration.parse(text, path: "fuzz.toml")) { error in
+            XCTAssertTrue("\(error)".hasPrefix("fuzz.toml:4:2:"), "\(error)")
+            XCTAssertTrue("\(error)".contains("U+FFFD outside a string or comment"), "\(error)")
+        }
+    }
+
     func testUnknownKeyAndWrongTypeAreRefused() {
         XCTAssertThrowsError(try DaemonConfiguration.parse("resync = 3", path: "u.toml")) { error in
             XCTAssertTrue("\(error)".contains("unknown key \"resync\""), "\(error)")

@@ -1,9 +1,12 @@
 /// Checks a TOML document for what the TOML parser underneath (toml++
-/// inside TOMLKit, compiled with its assertions on) aborts on instead of
-/// reporting: a non-ASCII character outside strings and comments, where
-/// TOML 1.0 allows none (bare keys are A-Z a-z 0-9 _ -). Found by the
-/// fuzzer: `[\u{FFFD}bridge]]` killed the process. Pure; no parsing beyond
-/// strings and comments.
+/// inside TOMLKit, compiled with its assertions on, in release builds too)
+/// aborts on instead of reporting, both found by the fuzzer:
+/// - a non-ASCII character outside strings and comments, where TOML 1.0
+///   allows none (bare keys are A-Z a-z 0-9 _ -): `[\u{FFFD}bridge]]`;
+/// - a place where a key must start but none does: `[` at the end of a
+///   line, `a. = 1`, `{ , }`.
+/// Pure; it reads strings, comments, table headers, keys and the nesting
+/// of arrays and inline tables, nothing more.
 public enum TOMLText {
     public struct Problem: Error, Hashable, Sendable {
         public var line: Int
@@ -12,49 +15,140 @@ public enum TOMLText {
     }
 
     public static func check(_ text: String) -> Problem? {
-        enum State { case plain, comment, basic, literal, multiBasic, multiLiteral }
-        var state = State.plain
-        var line = 1, column = 0
-        let scalars = Array(text.unicodeScalars)
+        var scanner = Scanner(Array(text.unicodeScalars))
+        return scanner.run()
+    }
+
+    struct Scanner {
+        enum Container { case array, inlineTable }
+        let scalars: [Unicode.Scalar]
         var index = 0
+        var line = 1
+        var column = 1
+        /// Arrays and inline tables open in the current value.
+        var containers: [Container] = []
+        /// A key must start at the next significant character.
+        var expectingKey = false
+        /// Within a key (a header's or before `=`): a `.` asks for another.
+        var inKey = false
+        var atLineStart = true
+
+        init(_ scalars: [Unicode.Scalar]) { self.scalars = scalars }
+
+        var current: Unicode.Scalar? { index < scalars.count ? scalars[index] : nil }
+
+        mutating func advance(_ count: Int = 1) {
+            for _ in 0..<count where index < scalars.count {
+                if scalars[index] == "\n" {
+                    line += 1
+                    column = 1
+                } else {
+                    column += 1
+                }
+                index += 1
+            }
+        }
+
         func starts(_ pattern: String) -> Bool {
             let pattern = Array(pattern.unicodeScalars)
             return index + pattern.count <= scalars.count && Array(scalars[index..<index + pattern.count]) == pattern
         }
-        while index < scalars.count {
-            let scalar = scalars[index]
-            column += 1
-            if scalar == "\n" {
-                line += 1
-                column = 0
-                if state == .comment || state == .basic || state == .literal { state = .plain }
-                index += 1
-                continue
-            }
-            switch state {
-            case .plain:
-                if scalar.value > 0x7F {
-                    return Problem(line: line, column: column,
-                                   message: "character U+\(String(scalar.value, radix: 16, uppercase: true)) outside a string or comment (keys are ASCII letters, digits, _ and -; quote anything else)")
-                }
-                if scalar == "#" { state = .comment }
-                else if starts("\"\"\"") { state = .multiBasic; index += 2; column += 2 }
-                else if starts("'''") { state = .multiLiteral; index += 2; column += 2 }
-                else if scalar == "\"" { state = .basic }
-                else if scalar == "'" { state = .literal }
-            case .comment:
-                break
-            case .basic:
-                if scalar == "\\" { index += 1; column += 1 } else if scalar == "\"" { state = .plain }
-            case .literal:
-                if scalar == "'" { state = .plain }
-            case .multiBasic:
-                if scalar == "\\" { index += 1; column += 1 } else if starts("\"\"\"") { state = .plain; index += 2; column += 2 }
-            case .multiLiteral:
-                if starts("'''") { state = .plain; index += 2; column += 2 }
-            }
-            index += 1
+
+        func problem(_ message: String) -> Problem { Problem(line: line, column: column, message: message) }
+
+        static func isBareKey(_ scalar: Unicode.Scalar) -> Bool {
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || scalar == "_" || scalar == "-"
         }
-        return nil
+
+        /// Skips a string starting here; a problem if it does not end where TOML says.
+        mutating func skipString() -> Problem? {
+            let multi = starts("\"\"\"") || starts("'''")
+            let quote = current!
+            let literal = quote == "'"
+            advance(multi ? 3 : 1)
+            while let scalar = current {
+                if !multi && scalar == "\n" { return problem("a string without its closing \(quote) on this line") }
+                if !literal && scalar == "\\" { advance(2); continue }
+                if multi ? starts(String(repeating: String(quote), count: 3)) : scalar == quote {
+                    advance(multi ? 3 : 1)
+                    while multi, current == quote { advance() }  // up to two quotes may end the content
+                    return nil
+                }
+                advance()
+            }
+            return problem("a string without its closing \(quote)")
+        }
+
+        mutating func run() -> Problem? {
+            while let scalar = current {
+                if scalar == " " || scalar == "\t" || scalar == "\r" {
+                    advance()
+                    continue
+                }
+                if scalar == "#" {
+                    while let next = current, next != "\n" { advance() }
+                    continue
+                }
+                if scalar == "\n" {
+                    if expectingKey { return problem("a key is missing here") }
+                    if containers.isEmpty {
+                        atLineStart = true
+                        inKey = false
+                    }
+                    advance()
+                    continue
+                }
+                if scalar.value > 0x7F {
+                    return problem("character U+\(String(scalar.value, radix: 16, uppercase: true)) outside a string or comment (keys are ASCII letters, digits, _ and -; quote anything else)")
+                }
+                if expectingKey {
+                    guard Self.isBareKey(scalar) || scalar == "\"" || scalar == "'"
+                        || (scalar == "}" && containers.last == .inlineTable) else {
+                        return problem("a key is missing before \"\(scalar)\"")
+                    }
+                    expectingKey = false
+                }
+                if atLineStart && containers.isEmpty {
+                    atLineStart = false
+                    if scalar == "[" {
+                        advance(starts("[[") ? 2 : 1)
+                        expectingKey = true
+                        inKey = true
+                        continue
+                    }
+                    inKey = true
+                }
+                switch scalar {
+                case "\"", "'":
+                    if let problem = skipString() { return problem }
+                    continue
+                case "." where inKey:
+                    expectingKey = true
+                case "=":
+                    inKey = false
+                case "]" where inKey && containers.isEmpty:
+                    inKey = false
+                case "[":
+                    containers.append(.array)
+                case "]":
+                    if containers.last == .array { containers.removeLast() }
+                case "{":
+                    containers.append(.inlineTable)
+                    expectingKey = true
+                    inKey = true
+                case "}":
+                    if containers.last == .inlineTable { containers.removeLast() }
+                    inKey = false
+                case "," where containers.last == .inlineTable:
+                    expectingKey = true
+                    inKey = true
+                default:
+                    break
+                }
+                advance()
+            }
+            return expectingKey ? problem("a key is missing at the end") : nil
+        }
     }
 }

@@ -32,8 +32,30 @@ final class TOMLTextTests: XCTestCase {
     }
 
     func testAStringEndsAtItsLineAndACommentAtItsNewline() {
-        // An unterminated basic string does not swallow the next line.
-        XCTAssertEqual(TOMLText.check("a = \"open\nü = 1\n")?.line, 2)
+        // An unterminated basic string is named on its own line.
+        XCTAssertEqual(TOMLText.check("a = \"open\nü = 1\n")?.line, 1)
+        XCTAssertTrue(TOMLText.check("a = \"open\nb = 1\n")?.message.contains("without its closing") ?? false)
         XCTAssertEqual(TOMLText.check("# ü\nü = 1\n")?.line, 2)
+    }
+
+    /// Where a key must start and none does (the fuzzer's second input:
+    /// `[` at the end of the file) toml++ asserted too.
+    func testAMissingKeyIsRefused() {
+        XCTAssertEqual(TOMLText.check("log_level = \"info\"\n\n[\n")?.line, 3)
+        XCTAssertEqual(TOMLText.check("[")?.message, "a key is missing at the end")
+        XCTAssertNotNil(TOMLText.check("a. = 1\n"))
+        XCTAssertNotNil(TOMLText.check("t = { , a = 1 }\n"))
+        XCTAssertNotNil(TOMLText.check("[[ ]]\n"))
+        XCTAssertNil(TOMLText.check("""
+            [a.b]
+            [[c."d e".f]]
+            x.y = [1, [2, 3], { k = 1, m.n = "]" }]
+            t = {}
+            u = { a = 1 }
+            arr = [
+              "x",  # comment
+              'y',
+            ]
+            """))
     }
 }

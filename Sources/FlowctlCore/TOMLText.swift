@@ -4,7 +4,9 @@
 /// - a non-ASCII character outside strings and comments, where TOML 1.0
 ///   allows none (bare keys are A-Z a-z 0-9 _ -): `[\u{FFFD}bridge]]`;
 /// - a place where a key must start but none does: `[` at the end of a
-///   line, `a. = 1`, `{ , }`.
+///   line, `a. = 1`, `{ , }`;
+/// - a place where a value must start but none does: `a =` at the end of
+///   a line, `["x",}"y"]`.
 /// Pure; it reads strings, comments, table headers, keys and the nesting
 /// of arrays and inline tables, nothing more.
 public enum TOMLText {
@@ -31,6 +33,10 @@ public enum TOMLText {
         var expectingKey = false
         /// Within a key (a header's or before `=`): a `.` asks for another.
         var inKey = false
+        /// A value must start at the next significant character (`]` too
+        /// when it is an array's next element).
+        var expectingValue = false
+        var valueMayClose = false
         var atLineStart = true
 
         init(_ scalars: [Unicode.Scalar]) { self.scalars = scalars }
@@ -87,11 +93,13 @@ public enum TOMLText {
                     continue
                 }
                 if scalar == "#" {
+                    if expectingValue && containers.last != .array { return problem("a value is missing before the comment") }
                     while let next = current, next != "\n" { advance() }
                     continue
                 }
                 if scalar == "\n" {
                     if expectingKey { return problem("a key is missing here") }
+                    if expectingValue && containers.last != .array { return problem("a value is missing here") }
                     if containers.isEmpty {
                         atLineStart = true
                         inKey = false
@@ -108,6 +116,12 @@ public enum TOMLText {
                         return problem("a key is missing before \"\(scalar)\"")
                     }
                     expectingKey = false
+                }
+                if expectingValue {
+                    if scalar == "," || scalar == "}" || scalar == "=" || (scalar == "]" && !valueMayClose) {
+                        return problem("a value is missing before \"\(scalar)\"")
+                    }
+                    expectingValue = false
                 }
                 if atLineStart && containers.isEmpty {
                     atLineStart = false
@@ -127,10 +141,14 @@ public enum TOMLText {
                     expectingKey = true
                 case "=":
                     inKey = false
+                    expectingValue = true
+                    valueMayClose = false
                 case "]" where inKey && containers.isEmpty:
                     inKey = false
                 case "[":
                     containers.append(.array)
+                    expectingValue = true
+                    valueMayClose = true
                 case "]":
                     if containers.last == .array { containers.removeLast() }
                 case "{":
@@ -143,12 +161,16 @@ public enum TOMLText {
                 case "," where containers.last == .inlineTable:
                     expectingKey = true
                     inKey = true
+                case "," where containers.last == .array:
+                    expectingValue = true
+                    valueMayClose = true
                 default:
                     break
                 }
                 advance()
             }
-            return expectingKey ? problem("a key is missing at the end") : nil
+            if expectingKey { return problem("a key is missing at the end") }
+            return expectingValue ? problem("a value is missing at the end") : nil
         }
     }
 }

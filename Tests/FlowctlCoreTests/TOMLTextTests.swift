@@ -58,4 +58,16 @@ final class TOMLTextTests: XCTestCase {
             ]
             """))
     }
+
+    /// Where a value must start and none does (the fuzzer's third input:
+    /// `["slow", "flowctl",}"x"]`) toml++ asserted as well.
+    func testAMissingValueIsRefused() {
+        XCTAssertEqual(TOMLText.check("modes = [\"slow\", \"flowctl\",}\"x\"]\n")?.message, "a value is missing before \"}\"")
+        XCTAssertEqual(TOMLText.check("a =\nb = 1\n")?.line, 1)
+        XCTAssertNotNil(TOMLText.check("a = # nothing\n"))
+        XCTAssertNotNil(TOMLText.check("a = [1,,2]\n"))
+        XCTAssertNotNil(TOMLText.check("t = { a = }\n"))
+        XCTAssertNotNil(TOMLText.check("a = "))
+        XCTAssertNil(TOMLText.check("a = [\n  1,\n  # two\n  2,\n]\nb = []\nc = [ ]\n"))
+    }
 }

@@ -6,7 +6,9 @@
 /// - a place where a key must start but none does: `[` at the end of a
 ///   line, `a. = 1`, `{ , }`;
 /// - a place where a value must start but none does: `a =` at the end of
-///   a line, `["x",}"y"]`.
+///   a line, `["x",}"y"]`;
+/// - a control character TOML does not allow (all but tab, and a carriage
+///   return only before a line feed): `[[\rbridge]]`.
 /// Pure; it reads strings, comments, table headers, keys and the nesting
 /// of arrays and inline tables, nothing more.
 public enum TOMLText {
@@ -62,6 +64,19 @@ public enum TOMLText {
 
         func problem(_ message: String) -> Problem { Problem(line: line, column: column, message: message) }
 
+        /// A control character TOML does not allow here (`newline`: whether a line feed may come).
+        func control(_ scalar: Unicode.Scalar, newline: Bool) -> Problem? {
+            if scalar == "\t" || (newline && scalar == "\n") { return nil }
+            if scalar == "\r", newline, index + 1 < scalars.count, scalars[index + 1] == "\n" { return nil }
+            guard scalar.value < 0x20 || scalar.value == 0x7F else { return nil }
+            return problem("control character U+\(hex(scalar.value)) (TOML allows only tab and line ends)")
+        }
+
+        func hex(_ value: UInt32) -> String {
+            let digits = String(value, radix: 16, uppercase: true)
+            return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        }
+
         static func isBareKey(_ scalar: Unicode.Scalar) -> Bool {
             ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
                 || scalar == "_" || scalar == "-"
@@ -75,6 +90,7 @@ public enum TOMLText {
             advance(multi ? 3 : 1)
             while let scalar = current {
                 if !multi && scalar == "\n" { return problem("a string without its closing \(quote) on this line") }
+                if let problem = control(scalar, newline: multi) { return problem }
                 if !literal && scalar == "\\" { advance(2); continue }
                 if multi ? starts(String(repeating: String(quote), count: 3)) : scalar == quote {
                     advance(multi ? 3 : 1)
@@ -88,13 +104,17 @@ public enum TOMLText {
 
         mutating func run() -> Problem? {
             while let scalar = current {
+                if let problem = control(scalar, newline: true) { return problem }
                 if scalar == " " || scalar == "\t" || scalar == "\r" {
                     advance()
                     continue
                 }
                 if scalar == "#" {
                     if expectingValue && containers.last != .array { return problem("a value is missing before the comment") }
-                    while let next = current, next != "\n" { advance() }
+                    while let next = current, next != "\n" {
+                        if let problem = control(next, newline: true) { return problem }
+                        advance()
+                    }
                     continue
                 }
                 if scalar == "\n" {
@@ -108,7 +128,7 @@ public enum TOMLText {
                     continue
                 }
                 if scalar.value > 0x7F {
-                    return problem("character U+\(String(scalar.value, radix: 16, uppercase: true)) outside a string or comment (keys are ASCII letters, digits, _ and -; quote anything else)")
+                    return problem("character U+\(hex(scalar.value)) outside a string or comment (keys are ASCII letters, digits, _ and -; quote anything else)")
                 }
                 if expectingKey {
                     guard Self.isBareKey(scalar) || scalar == "\"" || scalar == "'"

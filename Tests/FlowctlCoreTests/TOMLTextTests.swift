@@ -70,4 +70,13 @@ final class TOMLTextTests: XCTestCase {
         XCTAssertNotNil(TOMLText.check("a = "))
         XCTAssertNil(TOMLText.check("a = [\n  1,\n  # two\n  2,\n]\nb = []\nc = [ ]\n"))
     }
+
+    /// A carriage return without its line feed (the fuzzer's fourth input:
+    /// `[[\rbridge]]`) and other control characters are refused; CRLF line ends are fine.
+    func testControlCharactersAreRefused() {
+        XCTAssertEqual(TOMLText.check("[[\rbridge]]\n")?.message, "control character U+000D (TOML allows only tab and line ends)")
+        XCTAssertNotNil(TOMLText.check("a = \"x\u{1}y\"\n"))
+        XCTAssertNotNil(TOMLText.check("# bell \u{7}\n"))
+        XCTAssertNil(TOMLText.check("a = 1\r\nb = \"\tx\"\r\n[t]\r\n"))
+    }
 }

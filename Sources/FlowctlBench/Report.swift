@@ -116,17 +116,21 @@ public enum BenchReport {
         return words.joined(separator: ", ")
     }
 
+    /// Rows as indented columns, each as wide as its widest cell.
+    static func aligned(_ rows: [[String]]) -> String {
+        let widths = (rows.first ?? []).indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            "  " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+        }.joined()
+    }
+
     /// The terminal table.
     public static func table(_ result: ScenarioResult, environment: String) -> String {
         var out = "\(result.scenario): \(result.description)\n"
         out += "  traffic: \(describe(result.traffic)); \(environment)\n"
         let columns = columns(result.primaryMetric)
-        let rows = [columns.map(\.title)] + result.summaries.map { summary in columns.map { $0.value(summary) } }
-        let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            out += "  " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
-        }
+        out += aligned([columns.map(\.title)] + result.summaries.map { summary in columns.map { $0.value(summary) } })
         for verdict in result.verdicts { out += "  \(verdict)\n" }
         return out
     }
@@ -187,11 +191,7 @@ public enum BenchReport {
                 let verdict = now.overlaps(then) ? "within the spread" : now.median > then.median ? "faster" : "SLOWER"
                 rows.append([summary.label, text(then), text(now), String(format: "%+.1f%%", change), verdict])
             }
-            let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
-            for row in rows {
-                out += "  " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
-            }
+            out += aligned(rows)
         }
         let gone = Set(before.keys).subtracting(new.results.map(\.scenario))
         for name in gone.sorted() { out += "\n\(name): not in the new report\n" }

@@ -212,14 +212,13 @@ public final class BenchRunner: Sendable {
             let path = try pathToHost(from: traffic.from, family: destination)
             senders = [["ip", "netns", "exec", path.attachment.namespace, options.flowctl, "traffic", "pktgen",
                         "--device", path.attachment.device]
-                + pktgenArguments(path: path, to: destination, sourcePorts: "10000-\(10000 + traffic.flows - 1)",
+                + pktgenArguments(path: path, to: destination, sourcePorts: flowSourcePorts,
                                   destinationPorts: "\(port)", duration: duration)]
         case .inject:
             let path = try pathToHost(from: traffic.from, family: destination)
             try warmUp(path: path, destination: destination, port: port)
-            senders = [TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", path.attachment.port])
-                + pktgenArguments(path: path, to: destination, sourcePorts: "10000-\(10000 + traffic.flows - 1)",
-                                  destinationPorts: "\(port)", duration: duration)]
+            senders = [injectCommand(path: path, to: destination, sourcePorts: flowSourcePorts,
+                                     destinationPorts: "\(port)", duration: duration)]
         }
         let sinkCommand: [String]
         if traffic.sink == .drop {
@@ -320,19 +319,29 @@ public final class BenchRunner: Sendable {
         return arguments
     }
 
+    /// The source ports of the scenario's flows, one each (pktgen's range).
+    var flowSourcePorts: String { "10000-\(10000 + scenario.traffic.flows - 1)" }
+
+    /// pktgen injecting `path`'s frames at its port in the host namespace.
+    func injectCommand(path: PathToHost, to destination: String, sourcePorts: String, destinationPorts: String,
+                       duration: Double, count: Int? = nil) -> [String] {
+        TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", path.attachment.port])
+            + pktgenArguments(path: path, to: destination, sourcePorts: sourcePorts, destinationPorts: destinationPorts,
+                              duration: duration, count: count)
+    }
+
     /// Before an injected run: two frames of every flow each way, injected
     /// at both ends' ports, so conntrack has seen each flow answered (as a
     /// real one is) and every mode starts from established flows.
     func warmUp(path: PathToHost, destination: String, port: Int) throws {
         let flows = scenario.traffic.flows
-        let sourcePorts = "10000-\(10000 + flows - 1)"
+        let sourcePorts = flowSourcePorts
         var reply = try pathToHost(from: scenario.traffic.to, family: destination)
         reply.source = destination  // the flow's destination answers, whichever of its addresses that is
         for (from, to, source, target) in [(path, destination, sourcePorts, "\(port)"),
                                            (reply, path.source, "\(port)", sourcePorts)] {
-            let argv = TopologyPlan.inHost([options.flowctl, "traffic", "pktgen", "--inject", "--device", from.attachment.port])
-                + pktgenArguments(path: from, to: to, sourcePorts: source, destinationPorts: target, duration: 10,
-                                  count: 2 * flows)
+            let argv = injectCommand(path: from, to: to, sourcePorts: source, destinationPorts: target, duration: 10,
+                                     count: 2 * flows)
             let result = try Subprocess.run(argv)
             guard result.succeeded else { throw RunError.generator("the warm-up (\(argv.joined(separator: " ")))", result.stderr) }
         }

@@ -56,14 +56,10 @@ struct UDPSendCommand: ParsableCommand {
 }
 
 /// SIGINT and SIGTERM run `stop` on a dispatch queue, not in signal
-/// context; the watch lasts for the process's life.
+/// context, for the process's life (the signal pipe keeps the handler
+/// until a watch is cancelled).
 func stopOnTerminationSignals(_ stop: @escaping @Sendable () -> Void) {
-    TerminationSignals.watches.withLock { $0.append(SignalWatch { _ in stop() }) }
-}
-
-/// Holds the signal watches for the process's life (a released source stops).
-enum TerminationSignals {
-    static let watches = Locked<[SignalWatch]>([])
+    _ = SignalWatch { _ in stop() }
 }
 
 struct UDPSinkCommand: ParsableCommand {

@@ -123,7 +123,4 @@ final class ConntrackSampler: Sendable {
         if let count { summary.entries = count }
         return (summary, error)
     }
-
-    /// How long the last dump took (nil before the first).
-    var lastCost: Duration? { state.withLock { $0.sample?.cost } }
 }
